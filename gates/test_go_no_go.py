@@ -1,0 +1,39 @@
+"""The default go/no-go gates, from the course texts' checklist.
+
+Each gate is a plain pytest test over the ``results`` fixture (or one suite at
+a time through ``target_suite`` / ``general_suite``). A failing gate makes the
+run NO-GO; pytest shows the values that failed. Edit the thresholds here.
+"""
+
+import pytest
+
+TARGET_IMPROVEMENT = 0.05  # the target task must improve by at least 5 points
+GENERAL_MAX_DROP = 0.05  # no general suite may fall by more than 5 points
+ADVERSARIAL_MIN_PASS = 0.90  # adversarial cases must pass at least 90% of the time
+LATENCY_P99_MAX_RATIO = 2.0  # p99 latency at most twice the baseline's
+
+
+def test_target_suite_improves(target_suite):
+    assert target_suite.pass_rate.delta >= TARGET_IMPROVEMENT, target_suite.pass_rate
+
+
+def test_general_suite_does_not_regress(general_suite):
+    assert general_suite.pass_rate.delta >= -GENERAL_MAX_DROP, general_suite.pass_rate
+
+
+def test_schema_compliance_is_total(any_suite):
+    if not any_suite.has_metric("json_schema"):
+        pytest.skip("no json_schema check in this suite")
+    assert any_suite.metric("json_schema").candidate == 1.0, any_suite.metric("json_schema")
+
+
+def test_adversarial_pass_rate(results):
+    adversarial = results.category("adversarial")
+    if adversarial is None:
+        pytest.skip("no adversarial cases")
+    assert adversarial.pass_rate.candidate >= ADVERSARIAL_MIN_PASS, adversarial.pass_rate
+
+
+def test_p99_latency_within_budget(results):
+    p99 = results.all.latency("p99")
+    assert p99.candidate <= LATENCY_P99_MAX_RATIO * p99.baseline, p99

@@ -1,0 +1,16 @@
+"""Checks: what a suite can assert about one model output.
+
+Every check type lives in :data:`REGISTRY`; importing this package registers
+the built-in ones. Where each is computed:
+
+- ``text``: equals, contains, not_contains, regex, max_words, max_chars, latency_ms
+- ``formats``: json_valid, json_schema
+- ``overlap``: token_f1, rouge_l, rouge1, rouge2, bleu, chrf
+- ``classification``: label_in
+- ``custom``: python (``module:function``)
+"""
+
+from . import classification, custom, formats, overlap, text  # noqa: F401  (registers the checks)
+from .registry import REGISTRY, CheckContext, CheckSpecBase, CheckType, Outcome, check, run_check
+
+__all__ = ["REGISTRY", "CheckContext", "CheckSpecBase", "CheckType", "Outcome", "check", "run_check"]

@@ -1,0 +1,150 @@
+"""The one registry of check types.
+
+A check is a plain function decorated with :func:`check`. Its keyword
+parameters (after the :class:`CheckContext`) become the fields a suite may set
+for it, so the function signature *is* the YAML vocabulary and the JSON Schema::
+
+    @check("contains")
+    def contains(ctx: CheckContext, value: str, case_sensitive: bool = False) -> bool:
+        '''Passes when the output contains ``value``.'''
+        ...
+
+Every check also accepts ``metric`` (the name its score is reported under;
+default: the type). Score checks (``kind="score"``) also accept ``threshold``:
+with one the check passes or fails; without one it only feeds suite metrics.
+
+Returns of a check function: ``bool`` (pass/fail, score 1 or 0), ``float``
+(a score in [0, 1]) or a :class:`Outcome` with details.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+__all__ = ["check", "CheckContext", "Outcome", "CheckType", "REGISTRY", "CheckSpecBase", "run_check"]
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check sees: the model's output and the case it answers."""
+
+    output: str
+    reference: Optional[str]
+    latency_ms: Optional[float]
+    suite_dir: Path
+    case_id: str = ""
+    prompt: str = ""
+
+
+@dataclass
+class Outcome:
+    """A check's result: ``score`` in [0, 1]; ``passed`` is None for score-only checks."""
+
+    score: Optional[float]
+    passed: Optional[bool] = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckSpecBase(BaseModel):
+    """Fields every check accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Optional[str] = Field(
+        default=None,
+        description="Name the score is reported under in suite metrics (default: the check type).",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+
+    @property
+    def metric_name(self) -> str:
+        """Return the metric this check's score is aggregated under."""
+        return self.metric or self.type  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CheckType:
+    """One registered check: its function, its spec model and how it behaves."""
+
+    name: str
+    fn: Callable[..., Any]
+    spec: type[CheckSpecBase]
+    kind: Literal["bool", "score"]
+    uses_reference: bool
+    prepare: Optional[Callable[[Any, Path], Any]]
+    doc: str
+
+
+REGISTRY: dict[str, CheckType] = {}
+
+
+def check(
+    name: str,
+    *,
+    kind: Literal["bool", "score"] = "bool",
+    uses_reference: bool = False,
+    prepare: Optional[Callable[[Any, Path], Any]] = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as check type ``name``; returns the function unchanged.
+
+    ``uses_reference``: the check compares against ``value`` or, when that is
+    omitted, the case's ``reference``. ``prepare(spec, suite_dir)`` runs at load
+    time and raises ``ValueError`` for a bad spec (e.g. a missing schema file);
+    whatever it returns is passed to the function as ``prepared``.
+    """
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in REGISTRY:
+            raise ValueError(f"check type {name!r} registered twice")
+        fields: dict[str, Any] = {"type": (Literal[name], Field(description=(fn.__doc__ or "").strip().splitlines()[0]))}
+        params = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        for p in params:
+            if p.name == "prepared":
+                continue
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            fields[p.name] = (p.annotation, default)
+        if kind == "score":
+            fields["threshold"] = (
+                Optional[float],
+                Field(default=None, description="Pass when the score is at least this; omit to only report the score."),
+            )
+        model = create_model(f"{_camel(name)}Check", __base__=CheckSpecBase, **fields)
+        model.__doc__ = (fn.__doc__ or name).strip()
+        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__)
+        return fn
+
+    return register
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> Outcome:
+    """Return the :class:`Outcome` of ``spec`` on ``ctx`` (exceptions become a failed outcome)."""
+    ctype = REGISTRY[spec.type]  # type: ignore[attr-defined]
+    kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold")}
+    if "prepared" in inspect.signature(ctype.fn).parameters:
+        kwargs["prepared"] = prepared
+    try:
+        raw = ctype.fn(ctx, **kwargs)
+    except Exception as exc:  # a custom check's bug must not end the run; it fails the case visibly
+        return Outcome(score=0.0, passed=False, detail=f"check raised {type(exc).__name__}: {exc}")
+    if isinstance(raw, Outcome):
+        out = raw
+    elif isinstance(raw, bool):
+        out = Outcome(score=1.0 if raw else 0.0, passed=raw)
+    else:
+        out = Outcome(score=float(raw))
+    if ctype.kind == "score" and out.passed is None and out.score is not None:
+        threshold = getattr(spec, "threshold", None)
+        if threshold is not None:
+            out.passed = out.score >= threshold
+            out.detail = out.detail or f"{spec.metric_name}={out.score:.3f} (threshold {threshold})"
+    return out

@@ -1,0 +1,179 @@
+"""Concurrent generation through the official ``openai`` async client.
+
+Every request of a session is sent here at once: per model a semaphore bounds
+the requests in flight, both models run side by side, cached responses are
+served without a request, transient failures are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import openai
+from tqdm import tqdm
+
+from ..config.models import GenerationOptions
+from ..serving.fleet import Endpoint
+from .cache import ResponseCache, cache_key
+
+__all__ = ["Job", "Response", "GenerationStats", "generate_all", "request_body"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request to make: ``key`` identifies it to the caller (e.g. role, suite, case)."""
+
+    key: tuple
+    endpoint: Endpoint
+    messages: list[dict[str, str]]
+    sampling: dict[str, Any]
+
+
+@dataclass
+class Response:
+    """What came back for one job. ``error`` is set when every attempt failed."""
+
+    text: str = ""
+    finish_reason: Optional[str] = None
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    latency_ms: Optional[float] = None
+    cached: bool = False
+    attempts: int = 0
+    error: Optional[str] = None
+
+
+@dataclass
+class GenerationStats:
+    """Counts for one generation phase."""
+
+    requests_sent: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    wall_s: float = 0.0
+    per_role: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def bump(self, role: str, what: str) -> None:
+        self.per_role.setdefault(role, {"requests_sent": 0, "cache_hits": 0, "errors": 0})[what] += 1
+
+
+_RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
+
+
+def request_body(job: Job) -> dict[str, Any]:
+    """Return the chat-completions request body for ``job`` (also what the cache key covers)."""
+    body: dict[str, Any] = {"model": job.endpoint.model, "messages": job.messages}
+    body.update({k: v for k, v in job.sampling.items() if v is not None})
+    body.update(job.endpoint.extra_body)
+    return body
+
+
+def _retry_after(exc: Exception) -> Optional[float]:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: GenerationOptions, stats: GenerationStats) -> Response:
+    extra = {k: v for k, v in body.items() if k not in ("model", "messages", "temperature", "top_p", "max_tokens", "seed", "stop")}
+    std = {k: v for k, v in body.items() if k in ("temperature", "top_p", "max_tokens", "seed", "stop")}
+    last_error = ""
+    for attempt in range(opts.max_retries + 1):
+        stats.requests_sent += 1
+        stats.bump(job.endpoint.role, "requests_sent")
+        started = time.perf_counter()
+        try:
+            completion = await client.chat.completions.create(model=body["model"], messages=body["messages"],
+                                                              extra_body=extra or None, **std)
+        except _RETRYABLE as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            server = job.endpoint.server
+            if server is not None and not server.alive():
+                return Response(attempts=attempt + 1, error=f"server died: {last_error}")
+            if attempt < opts.max_retries:
+                await asyncio.sleep(_retry_after(exc) or opts.backoff_s * (2**attempt))
+            continue
+        except openai.APIError as exc:  # 4xx other than 429: retrying will not help
+            return Response(attempts=attempt + 1, error=f"{type(exc).__name__}: {exc}")
+        latency = (time.perf_counter() - started) * 1000.0
+        try:
+            choice = completion.choices[0]
+            text = choice.message.content or ""
+        except (AttributeError, IndexError, TypeError) as exc:
+            last_error = f"malformed response: {exc}"
+            continue
+        usage = completion.usage
+        return Response(text=text, finish_reason=choice.finish_reason,
+                        prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
+                        latency_ms=latency, attempts=attempt + 1)
+    return Response(attempts=opts.max_retries + 1, error=last_error or "failed")
+
+
+async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions,
+                    progress: bool, on_result: Optional[Callable[[Job, Response], None]]) -> tuple[dict[tuple, Response], GenerationStats]:
+    stats = GenerationStats()
+    results: dict[tuple, Response] = {}
+    clients: dict[str, openai.AsyncOpenAI] = {}
+    sems: dict[str, asyncio.Semaphore] = {}
+    todo: list[tuple[Job, dict, Optional[str]]] = []
+    for job in jobs:
+        body = request_body(job)
+        key = cache_key(job.endpoint.identity, body) if (cache is not None and job.endpoint.identity) else None
+        hit = cache.get(key) if key else None
+        if hit is not None:
+            stats.cache_hits += 1
+            stats.bump(job.endpoint.role, "cache_hits")
+            results[job.key] = Response(**{**hit, "cached": True})
+            continue
+        todo.append((job, body, key))
+        role = job.endpoint.role
+        if role not in clients:
+            clients[role] = openai.AsyncOpenAI(base_url=job.endpoint.base_url, api_key=job.endpoint.api_key,
+                                               max_retries=0, timeout=opts.timeout_s)
+            sems[role] = asyncio.Semaphore(opts.concurrency)
+    import sys
+
+    # In a CI log (no terminal) a redraw per request is noise: update every 10 s instead.
+    bar = tqdm(total=len(todo), desc="generating", unit="req", disable=not progress or not todo, leave=False,
+               mininterval=0.5 if sys.stderr.isatty() else 10.0)
+
+    async def run(job: Job, body: dict, key: Optional[str]) -> None:
+        async with sems[job.endpoint.role]:
+            resp = await _one(clients[job.endpoint.role], job, body, opts, stats)
+        if resp.error:
+            stats.errors += 1
+            stats.bump(job.endpoint.role, "errors")
+        elif key is not None and cache is not None:
+            cache.put(key, {k: v for k, v in resp.__dict__.items() if k not in ("cached", "error", "attempts")})
+        results[job.key] = resp
+        bar.update(1)
+        if on_result is not None:
+            on_result(job, resp)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(run(j, b, k) for j, b, k in todo))
+    finally:
+        bar.close()
+        for client in clients.values():
+            await client.close()
+    stats.wall_s = time.perf_counter() - started
+    return results, stats
+
+
+def generate_all(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions, *, progress: bool = True,
+                 on_result: Optional[Callable[[Job, Response], None]] = None) -> tuple[dict[tuple, Response], GenerationStats]:
+    """Return the response of every job (by ``job.key``) and the phase's counts.
+
+    Never raises for a failed request: the :class:`Response` carries the error,
+    so the caller decides whether the run is complete.
+    """
+    return asyncio.run(_generate(jobs, cache, opts, progress, on_result))

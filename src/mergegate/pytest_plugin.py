@@ -1,0 +1,242 @@
+"""The pytest plugin: suite files become tests, gates get a ``results`` fixture.
+
+Each hook hands off to the one :class:`~mergegate.session.MergegateSession`
+kept on ``config``. Registered through the ``pytest11`` entry point; inert in
+sessions that collect no suite and request no results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from .errors import InputError, MergegateError
+from .results import CaseResult, SuiteView
+from .session import MergegateSession
+from .suites import Case, LoadedSuite
+
+_KEY = pytest.StashKey[MergegateSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mergegate", "mergegate LLM evaluation gate")
+    group.addoption("--mergegate-config", default=None, help="path to mergegate.yaml (default: ROOTDIR/mergegate.yaml)")
+    group.addoption("--mergegate-output", default=None, help="folder for results.json and reports (default: the config's output_dir)")
+    group.addoption("--mergegate-no-progress", action="store_true", help="no progress bar while generating")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import sys
+
+    config.addinivalue_line("markers", "mergegate_case: an eval case collected from a suite file")
+    config.addinivalue_line("markers", "blocking: an eval case whose failure blocks the merge")
+    config.stash[_KEY] = MergegateSession(
+        config.getoption("--mergegate-config"), Path(str(config.rootpath)), config.getoption("--mergegate-output"),
+        progress=not config.getoption("--mergegate-no-progress"), command=list(sys.argv))
+
+
+def _session(config: pytest.Config) -> MergegateSession:
+    return config.stash[_KEY]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional[pytest.Collector]:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        if not _session(parent.config).is_suite_path(file_path):
+            return None
+    except InputError:
+        pass  # a broken mergegate.yaml: collect the file so the error is shown
+    return SuiteFile.from_parent(parent, path=file_path)
+
+
+class SuiteFile(pytest.File):
+    """A suite YAML file; collects one :class:`SuiteNode`."""
+
+    def collect(self):
+        loaded = _session(self.config).suite_at(self.path)
+        yield SuiteNode.from_parent(self, name=loaded.name, suite=loaded)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MergegateError):
+            _session(self.config).failures.append(str(excinfo.value))
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class SuiteNode(pytest.Collector):
+    """One suite; its children are the cases (node ids read ``suite::case_id``)."""
+
+    def __init__(self, *, suite: LoadedSuite, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.suite = suite
+
+    def collect(self):
+        for case in self.suite.suite.cases:
+            yield CaseItem.from_parent(self, name=case.id, suite=self.suite, case=case)
+
+
+class CaseFailed(AssertionError):
+    """The candidate's output failed a check of this case."""
+
+
+class CaseItem(pytest.Item):
+    """One eval case: passes when the candidate's output meets every thresholded check."""
+
+    def __init__(self, *, suite: LoadedSuite, case: Case, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.case = case
+        self.add_marker(pytest.mark.mergegate_case)
+        if case.blocking:
+            self.add_marker(pytest.mark.blocking)
+
+    def runtest(self) -> None:
+        session = _session(self.config)
+        result = session.case_result(self.suite.name, self.case.id)
+        if result is None:
+            raise CaseFailed("not evaluated: " + ("; ".join(session.failures) or "generation did not run"))
+        self.user_properties.append(("blocking", self.case.blocking))
+        self.user_properties.append(("category", self.case.category))
+        if result.candidate.passed is False:
+            raise CaseFailed(_explain(result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.suite.case_lines.get(self.case.id, 1) - 1, f"{self.suite.name}::{self.case.id}"
+
+
+def _explain(result: CaseResult) -> str:
+    side = result.candidate
+    kind = "blocking case" if result.blocking else "case (non-blocking)"
+    lines = [f"{kind} {result.suite}::{result.id} failed"]
+    if side.generation.error:
+        lines.append(f"  generation error: {side.generation.error}")
+    for c in side.checks:
+        if c.passed is False:
+            lines.append(f"  ✗ {c.type}: {c.detail}")
+    text = side.generation.text
+    lines.append("  output: " + (repr(text[:300]) + ("…" if len(text) > 300 else "")))
+    if result.baseline.passed:
+        lines.append("  (the baseline passed this case)")
+    return "\n".join(lines)
+
+
+def _is_case(item: Any) -> bool:
+    return isinstance(item, CaseItem)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    _session(session.config).evaluate(session.items, _is_case)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if not _is_case(item):
+        _session(item.config).record(report, is_gate=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # INTERRUPTED: Ctrl-C or a collection error (a broken suite or gate file): never GO.
+    code = _session(session.config).finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if code is not None:
+        session.exitstatus = code
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ms = _session(config)
+    if not ms.active:
+        return
+    tr = terminalreporter
+    run = ms.run
+    if run is None:
+        tr.section("mergegate: INCOMPLETE", sep="=", red=True, bold=True)
+        for f in ms.failures:
+            tr.write_line(f)
+        return
+    colour = {"GO": {"green": True}, "NO-GO": {"red": True}, "INCOMPLETE": {"yellow": True}}[run.verdict]
+    tr.section(f"mergegate verdict: {run.verdict} (exit {run.exit_code})", sep="=", bold=True, **colour)
+    for r in run.reasons:
+        tr.write_line(f"  {r}")
+    if run.gates:
+        tr.write_line("")
+        tr.write_line("gates:")
+        for g in run.gates:
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[g.outcome]
+            msg = g.message.splitlines()[0][:150] if g.message else ""
+            tr.write_line(f"  {mark:5} {g.name}  {msg}")
+    if run.suites:
+        tr.write_line("")
+        tr.write_line(f"{'suite':24} {'role':8} {'n':>4} {'candidate':>10} {'baseline':>10} {'delta':>8}")
+        for s in run.suites:
+            pr = s.pass_rate
+            fmt = lambda v: "-" if v is None else f"{v * 100:.1f}%"
+            delta = "-" if pr.delta is None else f"{pr.delta * 100:+.1f}pt"
+            tr.write_line(f"{s.name[:24]:24} {s.role:8} {s.n:>4} {fmt(pr.candidate):>10} {fmt(pr.baseline):>10} {delta:>8}")
+    nonblocking = sum(1 for c in run.cases if not c.blocking and c.candidate.passed is False)
+    if nonblocking:
+        tr.write_line(f"\n{nonblocking} non-blocking case failure(s): reported, not merge-blocking")
+    g = run.generation
+    tr.write_line(f"requests sent {g.requests_sent}, cache hits {g.cache_hits}, failed {g.errors} (tolerance {g.error_tolerance})")
+    if ms.written:
+        tr.write_line("wrote " + ", ".join(str(p) for p in ms.written.values()))
+
+
+# -- fixtures for gates --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def results(request: pytest.FixtureRequest):
+    """The run's results (:class:`mergegate.results.Results`)."""
+    return _session(request.config).results()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    roles = {"target_suite": "target", "general_suite": "general", "any_suite": None}
+    for argname, role in roles.items():
+        if argname in metafunc.fixturenames:
+            ms = _session(metafunc.config)
+            try:
+                suites = ms.all_suites()
+            except MergegateError as exc:
+                ms.failures.append(str(exc))
+                suites = []
+            names = [s.name for s in suites if role is None or s.suite.role == role]
+            metafunc.parametrize(argname, names, indirect=True, ids=names)
+
+
+def _suite_fixture(request: pytest.FixtureRequest) -> SuiteView:
+    results = _session(request.config).results()
+    name = request.param
+    if name not in {s.name for s in results.suites}:
+        pytest.skip(f"suite {name!r} not evaluated in this session")
+    return results.suite(name)
+
+
+@pytest.fixture
+def target_suite(request: pytest.FixtureRequest) -> SuiteView:
+    """Each suite whose role is 'target' (the gate runs once per suite)."""
+    return _suite_fixture(request)
+
+
+@pytest.fixture
+def general_suite(request: pytest.FixtureRequest) -> SuiteView:
+    """Each suite whose role is 'general' (the gate runs once per suite)."""
+    return _suite_fixture(request)
+
+
+@pytest.fixture
+def any_suite(request: pytest.FixtureRequest) -> SuiteView:
+    """Every suite (the gate runs once per suite)."""
+    return _suite_fixture(request)

@@ -1,0 +1,197 @@
+"""The results schema (``results.json``), version 1: the one source of truth.
+
+``schema/results.schema.json`` is generated from :class:`RunResults`; a test
+keeps it in step with this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+__all__ = ["RESULTS_SCHEMA_VERSION", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
+           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict"]
+
+RESULTS_SCHEMA_VERSION = 1
+Verdict = Literal["GO", "NO-GO", "INCOMPLETE"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckResult(_Model):
+    """One check on one output."""
+
+    type: str
+    metric: str
+    score: Optional[float] = Field(description="In [0, 1]; None when the check could not run.")
+    passed: Optional[bool] = Field(description="None for a score-only check (no threshold).")
+    detail: str = ""
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Generation(_Model):
+    """One model response as received (or served from the cache)."""
+
+    text: str = ""
+    finish_reason: Optional[str] = None
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    latency_ms: Optional[float] = Field(default=None, description="Measured when the response was generated (also for cache hits).")
+    cached: bool = False
+    attempts: int = 0
+    error: Optional[str] = None
+
+
+class SideResult(_Model):
+    """One model's result on one case."""
+
+    generation: Generation
+    checks: list[CheckResult] = Field(default_factory=list)
+    passed: Optional[bool] = Field(description="All thresholded checks passed and no error; None if the case has no thresholded check.")
+
+
+class CaseResult(_Model):
+    """One case, both models."""
+
+    suite: str
+    id: str
+    category: str
+    blocking: bool
+    input: str
+    reference: Optional[str] = None
+    line: int = 0
+    candidate: SideResult
+    baseline: SideResult
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def regressed(self) -> bool:
+        """True when the baseline passed and the candidate did not."""
+        return self.baseline.passed is True and self.candidate.passed is False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def improved(self) -> bool:
+        """True when the candidate passed and the baseline did not."""
+        return self.candidate.passed is True and self.baseline.passed is False
+
+    @property
+    def nodeid_name(self) -> str:
+        return f"{self.suite}::{self.id}"
+
+
+class Comparison(_Model):
+    """One metric for both models; ``delta`` = candidate − baseline."""
+
+    name: str
+    candidate: Optional[float] = None
+    baseline: Optional[float] = None
+    n: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta(self) -> Optional[float]:
+        if self.candidate is None or self.baseline is None:
+            return None
+        return self.candidate - self.baseline
+
+
+class GroupSummary(_Model):
+    """Aggregates over a set of cases (a suite, a category, or all cases of a category)."""
+
+    n: int
+    pass_rate: Comparison
+    metrics: dict[str, Comparison] = Field(default_factory=dict, description="Mean score per metric; classification adds macro_f1 and extraction_failure_rate.")
+    latency_ms: dict[str, Comparison] = Field(default_factory=dict, description="p50, p95, p99 and mean.")
+    errors: dict[str, int] = Field(default_factory=dict, description="Failed requests per role.")
+    regressions: int = 0
+    improvements: int = 0
+
+
+class SuiteSummary(GroupSummary):
+    """A suite's aggregates, with its categories."""
+
+    name: str
+    version: str
+    role: str
+    task: str
+    categories: dict[str, GroupSummary] = Field(default_factory=dict)
+
+
+class GateResult(_Model):
+    """One gate (a pytest test over the results)."""
+
+    name: str
+    outcome: Literal["passed", "failed", "error", "skipped"]
+    message: str = ""
+
+
+class ModelMeta(_Model):
+    """What was served for one role."""
+
+    engine: str
+    engine_version: str
+    model: str
+    revision: Optional[str]
+    served_name: str
+    system_prompt: Optional[str]
+    adapter: Optional[str]
+    sampling: dict[str, Any]
+    base_url: Optional[str] = None
+
+
+class SuiteMeta(_Model):
+    """Which suite file was evaluated."""
+
+    name: str
+    version: str
+    file: str
+    sha256: str
+    cases: int
+
+
+class RunMeta(_Model):
+    """Reproducibility: everything needed to know what was evaluated, how."""
+
+    mergegate_version: str
+    started_at: str
+    finished_at: str = ""
+    git_commit: Optional[str] = None
+    git_dirty: Optional[bool] = None
+    config_file: Optional[str] = None
+    config_sha256: str
+    models: dict[str, ModelMeta] = Field(default_factory=dict)
+    suites: list[SuiteMeta] = Field(default_factory=list)
+    packages: dict[str, str] = Field(default_factory=dict)
+    python: str
+    platform: str
+    command: list[str] = Field(default_factory=list)
+
+
+class GenerationSummary(_Model):
+    """The generation phase's counts."""
+
+    requests_sent: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    error_tolerance: int = 0
+    wall_s: float = 0.0
+    per_role: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class RunResults(_Model):
+    """Everything a run produced: ``results.json``."""
+
+    schema_version: Literal[1] = RESULTS_SCHEMA_VERSION
+    verdict: Verdict
+    exit_code: int
+    reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")
+    meta: RunMeta
+    generation: GenerationSummary = Field(default_factory=GenerationSummary)
+    suites: list[SuiteSummary] = Field(default_factory=list)
+    categories: dict[str, GroupSummary] = Field(default_factory=dict, description="Per category across all suites.")
+    gates: list[GateResult] = Field(default_factory=list)
+    cases: list[CaseResult] = Field(default_factory=list)

@@ -1,0 +1,231 @@
+"""The evaluation core, free of pytest: serve, generate, score, aggregate, decide.
+
+The pytest plugin drives one :class:`Evaluation` per session; scripts and the
+benchmarks can drive it directly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from .checks import CheckContext, REGISTRY, run_check
+from .client import GenerationStats, Job, Response, ResponseCache, generate_all
+from .config.loader import LoadedConfig
+from .errors import IncompleteError, MergegateError
+from .results import (CaseResult, CheckResult, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
+                      SideResult, SuiteMeta, SuiteSummary, summarize)
+from .serving import Endpoint, ServerFleet
+from .suites import Case, LoadedSuite, Sampling
+
+__all__ = ["Evaluation", "decide", "score_side", "ROLES"]
+
+ROLES = ("candidate", "baseline")
+_PACKAGES = ("mergegate", "openai", "pydantic", "pytest", "rouge-score", "sacrebleu", "scikit-learn", "jinja2", "jsonschema",
+             "llama_cpp_python", "vllm", "lm_eval")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(root: Path, *args: str) -> Optional[str]:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def score_side(case: Case, suite: LoadedSuite, gen: Generation) -> SideResult:
+    """Return one model's :class:`SideResult` on ``case``: every check run on ``gen``.
+
+    A failed generation fails every check with score 0 (fail closed: an error
+    never raises a mean).
+    """
+    results: list[CheckResult] = []
+    ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
+                       case_id=case.id, prompt=case.input_text)
+    for spec, prepared in zip(case.checks, suite.prepared[case.id]):
+        gated = REGISTRY[spec.type].kind == "bool" or getattr(spec, "threshold", None) is not None
+        if gen.error:
+            results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=0.0, passed=False if gated else None,
+                                       detail=f"no output: {gen.error}"))
+            continue
+        out = run_check(spec, ctx, prepared)
+        results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=out.score, passed=out.passed,
+                                   detail=out.detail, extra=out.extra))
+    gated_results = [r.passed for r in results if r.passed is not None]
+    passed = None if not gated_results else (all(gated_results) and not gen.error)
+    return SideResult(generation=gen, checks=results, passed=passed)
+
+
+def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str], errors: int, tolerance: int) -> tuple[str, int, list[str]]:
+    """Return ``(verdict, exit_code, reasons)``.
+
+    INCOMPLETE (2) when anything kept the evaluation from completing, never GO;
+    NO-GO (1) when a gate or a blocking case failed; GO (0) otherwise.
+    """
+    reasons = list(failures)
+    if errors > tolerance:
+        reasons.append(f"{errors} request(s) failed (tolerance {tolerance})")
+    reasons += [f"gate {g.name} could not be evaluated: {g.message.splitlines()[0] if g.message else 'error'}" for g in gates if g.outcome == "error"]
+    if not cases and not failures:
+        reasons.append("no case was evaluated")
+    if reasons:
+        return "INCOMPLETE", 2, reasons
+    no_go = [f"gate failed: {g.name}" for g in gates if g.outcome == "failed"]
+    no_go += [f"blocking case failed: {c.suite}::{c.id}" for c in cases if c.blocking and c.candidate.passed is False]
+    if no_go:
+        return "NO-GO", 1, no_go
+    return "GO", 0, [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed"]
+
+
+class Evaluation:
+    """One evaluation run over ``suites`` (optionally a ``selection`` of ``(suite, case_id)``)."""
+
+    def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
+                 *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None):
+        self.loaded = loaded
+        self.suites = suites
+        self.selection = selection
+        self.progress = progress
+        self.output_dir = loaded.resolve(loaded.config.output_dir)
+        self.log_dir = log_dir or self.output_dir / "logs"
+        self.cases: list[CaseResult] = []
+        self.stats = GenerationStats()
+        self.failures: list[str] = []
+        self.meta = RunMeta(mergegate_version=_versions().get("mergegate", "0"), started_at=_now(),
+                            git_commit=_git(loaded.root, "rev-parse", "HEAD"),
+                            git_dirty=(lambda s: None if s is None else bool(s))(_git(loaded.root, "status", "--porcelain")),
+                            config_file=str(loaded.path) if loaded.path else None, config_sha256=loaded.sha256,
+                            packages=_versions(), python=sys.version.split()[0], platform=platform.platform(),
+                            command=command or sys.argv)
+        self.on_result: Optional[Callable[[Job, Response], None]] = None
+
+    def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
+        """Yield ``(suite, case)`` for every case this run evaluates."""
+        for ls in self.suites:
+            for case in ls.suite.cases:
+                if self.selection is None or (ls.name, case.id) in self.selection:
+                    yield ls, case
+
+    def _jobs(self, endpoints: dict[str, Endpoint]) -> list[Job]:
+        jobs = []
+        for ls, case in self.selected_cases():
+            for role in ROLES:
+                ep = endpoints[role]
+                spec = self.loaded.config.models[role]
+                sampling: Sampling = spec.sampling
+                sampling = ls.suite.defaults.sampling.merged_over(sampling)
+                if case.sampling is not None:
+                    sampling = case.sampling.merged_over(sampling)
+                systems = [s for s in (ep.system_prompt, ls.suite.defaults.system_prompt) if s]
+                jobs.append(Job((role, ls.name, case.id), ep, case.chat(systems), sampling.model_dump()))
+        return jobs
+
+    def run(self, endpoints: Optional[dict[str, Endpoint]] = None) -> list[CaseResult]:
+        """Serve (unless ``endpoints`` are given), generate everything, score; return the case results.
+
+        Problems that keep the run from completing are collected in ``failures``
+        (the verdict will be INCOMPLETE); this method raises only for bad input.
+        """
+        cfg = self.loaded.config
+        fleet = None
+        try:
+            if endpoints is None:
+                fleet = ServerFleet(self.loaded, self.log_dir)
+                endpoints = fleet.start()
+            self._record_models(endpoints)
+            cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
+            try:
+                responses, self.stats = generate_all(self._jobs(endpoints), cache, cfg.generation, progress=self.progress,
+                                                     on_result=self.on_result)
+            finally:
+                if cache is not None:
+                    cache.close()
+            for ep in endpoints.values():
+                ep.raise_if_dead()
+        except IncompleteError as exc:
+            self.failures.append(str(exc))
+            responses = {}
+        finally:
+            if fleet is not None:
+                fleet.stop()
+        self.cases = self._score(responses)
+        return self.cases
+
+    def _record_models(self, endpoints: dict[str, Endpoint]) -> None:
+        for role, ep in endpoints.items():
+            spec = self.loaded.config.models[role]
+            ident = ep.identity or {}
+            self.meta.models[role] = ModelMeta(engine=spec.engine, engine_version=ident.get("engine_version", "unknown"),
+                                               model=spec.model, revision=ident.get("revision", spec.revision), served_name=ep.model,
+                                               system_prompt=spec.system_prompt, adapter=spec.adapter,
+                                               sampling=spec.sampling.model_dump(exclude_none=True), base_url=spec.base_url)
+
+    def _score(self, responses: dict[tuple, Response]) -> list[CaseResult]:
+        cases = []
+        for ls, case in self.selected_cases():
+            sides = {}
+            for role in ROLES:
+                resp = responses.get((role, ls.name, case.id))
+                gen = Generation(**resp.__dict__) if resp is not None else Generation(error="not generated")
+                sides[role] = score_side(case, ls, gen)
+            cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking,
+                                    input=case.input_text, reference=case.reference, line=ls.case_lines.get(case.id, 0), **sides))
+        return cases
+
+    def finish(self, gates: list[GateResult], failures: Iterable[str] = ()) -> RunResults:
+        """Return the complete :class:`RunResults` with the verdict decided."""
+        all_failures = self.failures + list(failures)
+        tolerance = self.loaded.config.generation.error_tolerance
+        verdict, code, reasons = decide(self.cases, gates, all_failures, self.stats.errors, tolerance)
+        return self.partial_results(verdict=verdict, exit_code=code, reasons=reasons, gates=gates)
+
+    def partial_results(self, verdict: str = "INCOMPLETE", exit_code: int = 2, reasons: Optional[list[str]] = None,
+                        gates: Optional[list[GateResult]] = None) -> RunResults:
+        """Return the results so far (gates read these while the verdict is still open)."""
+        suites = []
+        for ls in self.suites:
+            mine = [c for c in self.cases if c.suite == ls.name]
+            if not mine:
+                continue
+            group = summarize(mine)
+            cats = sorted({c.category for c in mine})
+            suites.append(SuiteSummary(name=ls.name, version=ls.suite.version, role=ls.suite.role, task=ls.suite.task,
+                                       categories={k: summarize([c for c in mine if c.category == k]) for k in cats},
+                                       **group.model_dump(exclude={"pass_rate", "metrics", "latency_ms"}),
+                                       pass_rate=group.pass_rate, metrics=group.metrics, latency_ms=group.latency_ms))
+        self.meta.suites = [SuiteMeta(name=ls.name, version=ls.suite.version, file=_rel(ls.path, self.loaded.root), sha256=ls.sha256,
+                                      cases=sum(1 for c in self.cases if c.suite == ls.name)) for ls in self.suites]
+        self.meta.finished_at = _now()
+        cats = sorted({c.category for c in self.cases})
+        return RunResults(verdict=verdict, exit_code=exit_code, reasons=reasons or [], meta=self.meta,
+                          generation=GenerationSummary(requests_sent=self.stats.requests_sent, cache_hits=self.stats.cache_hits,
+                                                       errors=self.stats.errors, error_tolerance=self.loaded.config.generation.error_tolerance,
+                                                       wall_s=round(self.stats.wall_s, 3), per_role=self.stats.per_role),
+                          suites=suites, categories={k: summarize([c for c in self.cases if c.category == k]) for k in cats},
+                          gates=gates or [], cases=self.cases)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,7 @@
+"""Serving: starting, probing and stopping model servers (llama-cpp, vLLM, external)."""
+
+from .engines import build_command, engine_version, identity, ready_path, resolve_model_path
+from .fleet import Endpoint, ServerFleet
+from .process import ManagedServer, free_port, tail
+
+__all__ = ["build_command", "engine_version", "identity", "ready_path", "resolve_model_path", "Endpoint", "ServerFleet", "ManagedServer", "free_port", "tail"]

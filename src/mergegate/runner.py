@@ -147,6 +147,7 @@ class Evaluation:
         """
         cfg = self.loaded.config
         fleet = None
+        responses: dict[tuple, Response] = {}
         try:
             if endpoints is None:
                 fleet = ServerFleet(self.loaded, self.log_dir)
@@ -162,8 +163,8 @@ class Evaluation:
             for ep in endpoints.values():
                 ep.raise_if_dead()
         except IncompleteError as exc:
+            # keep what was generated: the report shows it, the verdict is INCOMPLETE anyway
             self.failures.append(str(exc))
-            responses = {}
         finally:
             if fleet is not None:
                 fleet.stop()

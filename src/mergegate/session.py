@@ -106,8 +106,12 @@ class MergegateSession:
         return Results(self.evaluation.partial_results())
 
     # -- reporting ------------------------------------------------------------------
-    def record(self, report: Any, is_gate: bool) -> None:
-        """Record the outcome of a gate test from its pytest report."""
+    def record(self, report: Any, is_gate: bool, raised: bool = False) -> None:
+        """Record the outcome of a gate test from its pytest report.
+
+        ``raised``: the gate raised something other than AssertionError — it could
+        not be evaluated, which is an error (INCOMPLETE), not a failed gate (NO-GO).
+        """
         if not is_gate:
             return
         name = report.nodeid
@@ -115,7 +119,7 @@ class MergegateSession:
             if report.skipped:
                 outcome = "skipped"
             elif report.failed:
-                outcome = "failed" if report.when == "call" else "error"
+                outcome = "failed" if report.when == "call" and not raised else "error"
             else:
                 outcome = "passed"
             message = ""

@@ -29,12 +29,18 @@ class LocatedYaml:
     lines: dict[tuple, int] = field(default_factory=dict)
 
 
+_PLAIN_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader: no python tags, no arbitrary objects."""
 
 
 def _build(node: yaml.Node, loader: _Loader, where: tuple, lines: dict, path: Path, error: type[InputError]) -> Any:
-    lines[where] = node.start_mark.line + 1
+    # A mapping value is located at its key's line (where the user wrote it), set by the caller.
+    lines.setdefault(where, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_COLLECTION_TAGS:
+        raise error(f"unsupported YAML tag {node.tag!r}: suites hold data only", path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
@@ -44,6 +50,7 @@ def _build(node: yaml.Node, loader: _Loader, where: tuple, lines: dict, path: Pa
             key = loader.construct_object(key_node)
             if key in out:
                 raise error(f"duplicate key {key!r}", path, key_node.start_mark.line + 1)
+            lines[where + (key,)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, loader, where + (key,), lines, path, error)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -69,8 +76,12 @@ def load_yaml(path: str | Path, error: type[InputError] = InputError) -> Located
         lines: dict[tuple, int] = {}
         data = None if node is None else _build(node, loader, (), lines, path, error)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
+        # The context mark is where the broken construct began (an unclosed quote, say):
+        # that is the line to fix, while the problem mark may point at the end of the file.
+        mark = exc.context_mark or exc.problem_mark
+        problem = exc.problem or "invalid YAML"
+        if exc.context and exc.problem_mark:
+            problem = f"{exc.context}: {problem} (line {exc.problem_mark.line + 1})"
         raise error(f"invalid YAML: {problem}", path, mark.line + 1 if mark else None) from None
     finally:
         loader.dispose()

@@ -101,8 +101,13 @@ async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: Generatio
             if attempt < opts.max_retries:
                 await asyncio.sleep(_retry_after(exc) or opts.backoff_s * (2**attempt))
             continue
-        except openai.APIError as exc:  # 4xx other than 429: retrying will not help
+        except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
             return Response(attempts=attempt + 1, error=f"{type(exc).__name__}: {exc}")
+        except (openai.APIError, ValueError) as exc:  # a body that is not the API's JSON: retry, then record
+            last_error = f"malformed response: {type(exc).__name__}: {exc}"
+            if attempt < opts.max_retries:
+                await asyncio.sleep(opts.backoff_s * (2**attempt))
+            continue
         latency = (time.perf_counter() - started) * 1000.0
         try:
             choice = completion.choices[0]

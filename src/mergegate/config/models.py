@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..suites.models import Sampling
 
@@ -104,9 +104,10 @@ class Config(_Strict):
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
     cache: CacheOptions = Field(default_factory=CacheOptions)
 
-    @model_validator(mode="after")
-    def _both_models(self) -> "Config":
-        missing = {"candidate", "baseline"} - set(self.models)
+    @field_validator("models")
+    @classmethod
+    def _both_models(cls, models: dict) -> dict:
+        missing = {"candidate", "baseline"} - set(models)
         if missing:
             raise ValueError(f"models needs {' and '.join(sorted(missing))}")
-        return self
+        return models

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from ..checks import REGISTRY
 
@@ -89,10 +89,12 @@ class Case(_Strict):
 
     def chat(self, system_prompts: list[str]) -> list[dict[str, str]]:
         """Return the chat messages sent for this case, system prompts first."""
-        msgs = [{"role": "system", "content": "\n\n".join(system_prompts)}] if system_prompts else []
-        if self.prompt is not None:
-            return msgs + [{"role": "user", "content": self.prompt}]
-        return msgs + [m.model_dump() for m in self.messages or []]
+        own = [{"role": "user", "content": self.prompt}] if self.prompt is not None else [m.model_dump() for m in self.messages or []]
+        if own and own[0]["role"] == "system":
+            # one system message: the configured prompts first, then the case's own
+            system_prompts = [*system_prompts, own[0]["content"]]
+            own = own[1:]
+        return ([{"role": "system", "content": "\n\n".join(system_prompts)}] if system_prompts else []) + own
 
     @property
     def input_text(self) -> str:
@@ -105,7 +107,7 @@ class Suite(_Strict):
 
     format: Literal[1] = Field(default=SUITE_FORMAT, description="Suite file format version.")
     name: str = Field(pattern=_ID, description="Suite name, used in test ids, gates and reports.")
-    version: str = Field(default="1", description="Version of the suite's content; recorded in results.")
+    version: Annotated[str, WithJsonSchema({"type": ["string", "integer", "number"], "description": "Version of the suite's content; recorded in results."})] = "1"
     description: str = ""
     task: Literal["classification", "extraction", "qa", "summarization", "generation", "chat", "code", "tool_calling", "other"] = Field(
         default="other", description="Task type, for reports."

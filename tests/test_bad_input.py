@@ -1,0 +1,80 @@
+"""Bad input: every malformed suite or config gives one line naming file and line, exit 2, no traceback.
+
+Each file under data/malformed and data/bad_configs states on its first line
+what it must produce: ``# expect: line=N <message fragment>``.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mergegate.cli import main
+
+DATA = Path(__file__).parent / "data"
+SUITES = sorted((DATA / "malformed").glob("*.yaml"))
+CONFIGS = sorted((DATA / "bad_configs").glob("*.yaml"))
+
+
+def _expectation(path: Path) -> tuple[int, str]:
+    m = re.match(r"# expect: line=(\d+) (.+)", path.read_text().splitlines()[0])
+    assert m, f"{path} lacks its '# expect:' line"
+    return int(m.group(1)), m.group(2).strip()
+
+
+def _assert_one_clear_line(err: str, path: Path) -> None:
+    line, fragment = _expectation(path)
+    lines = [x for x in err.strip().splitlines() if x]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert f"{path}:{line}: " in lines[0], lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+def test_corpus_is_large_enough():
+    assert len(SUITES) + len(CONFIGS) >= 15
+
+
+@pytest.mark.parametrize("path", SUITES, ids=[p.stem for p in SUITES])
+def test_malformed_suite(path, capsys, tmp_path):
+    code = main(["validate", "--root", str(tmp_path), str(path)])
+    assert code == 2
+    _assert_one_clear_line(capsys.readouterr().err, path)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_malformed_config(path, capsys):
+    code = main(["validate", "--config", str(path), str(DATA / "malformed" / "..")])  # config fails first
+    assert code == 2
+    _assert_one_clear_line(capsys.readouterr().err, path)
+
+
+def test_missing_suite_file(capsys, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    assert main(["validate", "--root", str(tmp_path), str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: file not found" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["03_unknown_check.yaml", "04_duplicate_id.yaml"])
+def test_real_subprocess_exit_code_and_no_traceback(name, tmp_path):
+    """The installed command, as a user runs it."""
+    path = DATA / "malformed" / name
+    proc = subprocess.run([sys.executable, "-m", "mergegate.cli", "validate", "--root", str(tmp_path), str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    _assert_one_clear_line(proc.stderr, path)
+
+
+def test_run_refuses_bad_suite_before_starting_servers(tmp_path):
+    """`mergegate run` validates every suite first: exit 2, one line, no server log written."""
+    (tmp_path / "eval_suites").mkdir()
+    bad = tmp_path / "eval_suites" / "bad.yaml"
+    bad.write_text((DATA / "malformed" / "16_unknown_check_field.yaml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "mergegate.cli", "run", "--root", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    _assert_one_clear_line(proc.stderr, bad)
+    assert not (tmp_path / "results" / "logs").exists()

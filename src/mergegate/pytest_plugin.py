@@ -149,6 +149,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ms = _session(session.config)
+    if session.config.option.collectonly and not ms.failures:
+        ms.active = False  # listing tests evaluates nothing and decides nothing
+        return
     # INTERRUPTED: Ctrl-C or a collection error (a broken suite or gate file): never GO.
     code = _session(session.config).finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if code is not None:

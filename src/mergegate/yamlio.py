@@ -32,8 +32,8 @@ class LocatedYaml:
 _PLAIN_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader: no python tags, no arbitrary objects."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's C parser when present: ~10x faster on large suites)."""
 
 
 def _build(node: yaml.Node, loader: _Loader, where: tuple, lines: dict, path: Path, error: type[InputError]) -> Any:

@@ -6,11 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+import yaml
 
 from ..errors import ConfigError
-from ..suites.loader import validation_error_to_input_error
-from ..yamlio import load_yaml
+from ..suites.loader import load_model_file
 from .models import Config
 
 __all__ = ["LoadedConfig", "load_config", "DEFAULT_CONFIG_YAML", "CONFIG_NAME"]
@@ -61,15 +60,9 @@ def load_config(path: str | Path | None = None, root: str | Path | None = None) 
     if path is None:
         candidate = root_dir / CONFIG_NAME
         if not candidate.exists():
-            cfg = Config.model_validate(__import__("yaml").safe_load(DEFAULT_CONFIG_YAML))
+            cfg = Config.model_validate(yaml.safe_load(DEFAULT_CONFIG_YAML))
             return LoadedConfig(cfg, root_dir, None, hashlib.sha256(DEFAULT_CONFIG_YAML.encode()).hexdigest())
         path = candidate
     path = Path(path).resolve()
-    doc = load_yaml(path, ConfigError)
-    if not isinstance(doc.data, dict):
-        raise ConfigError("mergegate.yaml must be a mapping with 'models'", path, 1)
-    try:
-        cfg = Config.model_validate(doc.data)
-    except ValidationError as exc:
-        raise validation_error_to_input_error(exc, doc, Config, ConfigError) from None
+    _, cfg = load_model_file(path, Config, ConfigError, "'models'")
     return LoadedConfig(cfg, path.parent, path, hashlib.sha256(path.read_bytes()).hexdigest())

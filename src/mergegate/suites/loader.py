@@ -6,7 +6,7 @@ import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -119,16 +119,27 @@ def validation_error_to_input_error(exc: ValidationError, doc: LocatedYaml, root
     return error(text, doc.path, line)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model_file(path: Path, model: type[M], error: type[InputError], shape: str) -> tuple[LocatedYaml, M]:
+    """Return the YAML document at ``path`` and ``model`` validated from it; raise ``error`` at file:line.
+
+    ``shape`` completes the message for a file that is not a mapping ("a mapping with ...").
+    """
+    doc = load_yaml(path, error)
+    if not isinstance(doc.data, dict):
+        raise error(f"{path.name} must be a mapping with {shape}", path, 1)
+    try:
+        return doc, model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_error_to_input_error(exc, doc, model, error) from None
+
+
 def load_suite(path: str | Path) -> LoadedSuite:
     """Return the validated suite at ``path``; raise :class:`SuiteError` naming file and line."""
     path = Path(path)
-    doc = load_yaml(path, SuiteError)
-    if not isinstance(doc.data, dict):
-        raise SuiteError("a suite file must be a mapping with 'name' and 'cases'", path, 1)
-    try:
-        suite = Suite.model_validate(doc.data)
-    except ValidationError as exc:
-        raise validation_error_to_input_error(exc, doc, Suite, SuiteError) from None
+    doc, suite = load_model_file(path, Suite, SuiteError, "'name' and 'cases'")
 
     case_lines: dict[str, int] = {}
     prepared: dict[str, list[Any]] = {}

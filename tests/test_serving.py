@@ -93,3 +93,34 @@ def test_stop_kills_the_whole_process_group(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail("the server's child process survived stop()")
+
+
+def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path):
+    """`mergegate serve` with the embedded default: both roles on one server; SIGTERM (CI cancel) stops the group."""
+    import signal
+    import subprocess
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "mergegate.cli", "serve", "--root", str(tmp_path)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        assert lines[2] == "serving; Ctrl-C to stop", (lines, proc.stderr.read() if proc.poll() is not None else "")
+        urls = {line.split()[1] for line in lines[:2]}
+        assert len(urls) == 1  # candidate and prompted baseline share one server
+        with urllib.request.urlopen(urls.pop() + "/models", timeout=10) as resp:
+            assert resp.status == 200
+        pid = int((tmp_path / "results" / "logs" / "candidate.pid").read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 2
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the model server outlived `mergegate serve`")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from mergegate.cli import main, schemas
 from mergegate.client import ResponseCache, cache_key
@@ -30,7 +29,6 @@ def _side(text, passed):
 def _run(candidate_text=HOSTILE):
     case = CaseResult(suite="s", id="c1", category="adversarial", blocking=False, input="say hi <b>",
                       candidate=_side(candidate_text, False), baseline=_side("fine", True))
-    from mergegate.runner import Evaluation  # noqa: F401  (only for the aggregate helpers below)
     from mergegate.results import summarize
     from mergegate.results.models import SuiteSummary
 

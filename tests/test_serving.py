@@ -11,6 +11,18 @@ from mergegate.errors import ConfigError, ServerError
 from mergegate.serving import ManagedServer, build_command, free_port, identity, ready_path, resolve_model_path
 
 
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    """Return True once no process ``pid`` exists (polled for up to ``within_s``)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_vllm_command_line_from_config():
     spec = ModelSpec.model_validate({
         "engine": "vllm", "model": "org/model-7b", "revision": "abc123", "served_name": "cand", "adapter": "/ckpt/lora",
@@ -85,14 +97,7 @@ def test_stop_kills_the_whole_process_group(tmp_path):
     grandchild = int(child.read_text())
     server.stop(grace_s=5)
     assert not server.alive()
-    for _ in range(50):
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the server's child process survived stop()")
+    assert _gone(grandchild), "the server's child process survived stop()"
 
 
 def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path):
@@ -113,14 +118,7 @@ def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path)
         pid = int((tmp_path / "results" / "logs" / "candidate.pid").read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 2
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the model server outlived `mergegate serve`")
+        assert _gone(pid), "the model server outlived `mergegate serve`"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Optional
 from .checks import CheckContext, REGISTRY, run_check
 from .client import GenerationStats, Job, Response, ResponseCache, generate_all
 from .config.loader import LoadedConfig
-from .errors import IncompleteError, MergegateError
+from .errors import IncompleteError
 from .results import (CaseResult, CheckResult, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
                       SideResult, SuiteMeta, SuiteSummary, summarize)
 from .serving import Endpoint, ServerFleet

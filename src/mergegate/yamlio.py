@@ -57,7 +57,7 @@ def _build(node: yaml.Node, loader: _Loader, where: tuple, lines: dict, path: Pa
         return [_build(v, loader, where + (i,), lines, path, error) for i, v in enumerate(node.value)]
     try:
         return loader.construct_object(node)
-    except yaml.constructor.ConstructorError as exc:
+    except yaml.constructor.ConstructorError:
         raise error(f"unsupported YAML tag {node.tag!r}: suites hold data only", path, node.start_mark.line + 1) from None
 
 

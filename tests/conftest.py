@@ -69,3 +69,33 @@ def llama(tmp_path_factory) -> LlamaServer:
     server.start(timeout_s=300)
     yield LlamaServer(server, port, model_path)
     server.stop()
+
+
+@pytest.fixture
+def github():
+    """A local double of the GitHub REST API (see tests/doubles/github_api.py); asserts it saw no bad request."""
+    from doubles.github_api import GitHubDouble, serve
+
+    double = GitHubDouble()
+    server, thread = serve(double)
+    yield double
+    server.shutdown()
+    server.server_close()
+    assert not double.violations, double.violations
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory) -> Path:
+    """One response cache for the tests that evaluate the shipped demo suites (they share generations)."""
+    return tmp_path_factory.mktemp("demo-cache") / "responses.sqlite"
+
+
+def make_demo_project(root: Path, llama: LlamaServer, cache: Path) -> Path:
+    """Copy the shipped suites and gates into ``root`` with a config for the session's server; return ``root``."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "eval_suites", root / "eval_suites")
+    shutil.copytree(repo / "gates", root / "gates")
+    (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=cache))
+    return root

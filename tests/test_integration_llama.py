@@ -110,7 +110,7 @@ def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
     while time.monotonic() < deadline and proc.poll() is None:
         log = logs / "candidate.log"
         if log.exists() and '"POST /v1/chat/completions' in log.read_text(errors="replace"):
-            pid = int((logs / "candidate.pid").read_text())
+            pid = int((logs / "candidate.pid").read_text().split()[0])
             os.killpg(pid, signal.SIGKILL)
             killed = True
             break

@@ -115,7 +115,7 @@ def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path)
         assert len(urls) == 1  # candidate and prompted baseline share one server
         with urllib.request.urlopen(urls.pop() + "/models", timeout=10) as resp:
             assert resp.status == 200
-        pid = int((tmp_path / "results" / "logs" / "candidate.pid").read_text())
+        pid = int((tmp_path / "results" / "logs" / "candidate.pid").read_text().split()[0])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 2
         assert _gone(pid), "the model server outlived `mergegate serve`"

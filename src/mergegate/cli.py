@@ -1,4 +1,4 @@
-"""The ``mergegate`` command: run, serve, validate, schema.
+"""The ``mergegate`` command: run, merge, comment, history, serve, stop, validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import load_config
-from .errors import MergegateError
+from .errors import GitHubError, InputError, MergegateError
+from .github.api import DEFAULT_API_URL
+from .runner import load_shards, parse_shard
 from .suites import discover_suites
 
 __all__ = ["main"]
@@ -25,7 +28,7 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _pytest_session(args: argparse.Namespace, extra: list[str]) -> int:
     """Validate inputs, then run the pytest session over suites and gates; return the verdict's exit code."""
     import pytest
 
@@ -44,13 +47,121 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--mergegate-output", str(out)]
     if args.k:
         argv += ["-k", args.k]
-    argv += list(args.pytest_args)
+    if args.history:
+        argv += ["--mergegate-history", str(args.history)]
+    argv += extra + list(args.pytest_args)
     code = int(pytest.main(argv))
     report = out / "report.md"
     if report.exists():
         print(f"report: {report}")
     # pytest's own usage errors (4) and internal errors (3) are "could not complete" for a gate.
     return code if code in (0, 1, 2) else 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Serve both models, evaluate (one shard with --shard), run the gates; return the verdict's exit code."""
+    extra = []
+    if args.shard:
+        parse_shard(args.shard)  # a malformed --shard is a one-line error before anything starts
+        extra += ["--mergegate-shard", args.shard]
+    return _pytest_session(args, extra)
+
+
+def shard_files(paths: Sequence[str]) -> list[Path]:
+    """Return the results.json files in ``paths`` (files, or folders searched recursively), sorted."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(p.rglob("results.json"))
+        else:
+            raise InputError("no such file or folder", p)
+    if not found:
+        raise InputError(f"no results.json under {', '.join(paths)}")
+    return found
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Combine shard results into one results.json and report, run the gates; return the verdict's exit code."""
+    extra = []
+    files = shard_files(args.paths)
+    load_shards(files)  # shards that do not belong together are a one-line error, before pytest starts
+    for f in files:
+        extra += ["--mergegate-merge", str(f)]
+    return _pytest_session(args, extra)
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    """Post or update the PR's one mergegate comment from a results.json; return 0, or 3 if it was not posted."""
+    from .github import GitHubClient, RetryPolicy, check_head_sha, upsert_comment
+    from .report import GITHUB_COMMENT_LIMIT, body_length, render_markdown
+    from .results import RunResults, read_history
+
+    path = Path(args.results)
+    try:
+        run = RunResults.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read results: {exc.strerror}", path) from None
+    except ValueError as exc:
+        raise InputError(f"not a mergegate results file: {str(exc).splitlines()[0]}", path) from None
+    history = read_history(args.history, limit=20) if args.history and Path(args.history).exists() else None
+    body = render_markdown(run, history=history, run_url=args.run_url, commit=args.expect_head_sha, limit=args.limit)
+    if args.dry_run:
+        Path(args.dry_run).write_text(body, encoding="utf-8")
+        print(f"wrote {args.dry_run} ({body_length(body)} of {GITHUB_COMMENT_LIMIT} characters)")
+        return 0
+    number = args.pr or (run.meta.ci.pr_number if run.meta.ci else None)
+    repo = args.repo or os.environ.get("GITHUB_REPOSITORY")
+    if not number or not repo:
+        raise InputError("no pull request to comment on: pass --pr and --repo (or run in a pull_request workflow)", path)
+    retry = RetryPolicy(attempts=args.attempts, backoff_s=args.backoff, secondary_wait_s=args.secondary_wait, max_wait_s=args.max_wait)
+    try:
+        with GitHubClient(os.environ.get("GITHUB_TOKEN", ""), os.environ.get("GITHUB_API_URL", DEFAULT_API_URL), retry=retry,
+                          log=lambda m: print(m, file=sys.stderr)) as gh:
+            if args.expect_head_sha:
+                check_head_sha(gh, repo, int(number), args.expect_head_sha)
+            done = upsert_comment(gh, repo, int(number), body)
+    except GitHubError as exc:
+        # Loud, and never a changed verdict: the gate's own check carries the verdict.
+        print(f"::warning title=mergegate: PR comment not posted::{exc}", flush=True)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(f"\n> [!WARNING]\n> The mergegate PR comment was not posted: {exc}\n")
+        print(f"mergegate: error: PR comment not posted: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"comment {done.action} on {repo}#{number}: {done.url or done.comment_id} ({body_length(body)} characters)")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Append a run to the main line's history file."""
+    from .results import RunResults, append_history
+
+    path = Path(args.results)
+    try:
+        run = RunResults.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read results: {exc.strerror}", path) from None
+    except ValueError as exc:
+        raise InputError(f"not a mergegate results file: {str(exc).splitlines()[0]}", path) from None
+    if run.verdict == "PENDING":
+        raise InputError("a shard's results are not history: merge the shards first", path)
+    entry = append_history(args.file, run)
+    print(f"appended {entry.commit} to {args.file}" if entry else f"already recorded in {args.file}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop model servers a run left behind (their pid files are in OUTPUT/logs)."""
+    from .serving import stop_leftovers
+
+    loaded = load_config(args.config, args.root)
+    out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
+    stopped = stop_leftovers(out / "logs")
+    print(f"stopped {len(stopped)} server(s)" + (f": {', '.join(map(str, stopped))}" if stopped else ""))
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -116,15 +227,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", default=None, help="mergegate.yaml (default: ROOT/mergegate.yaml, else the embedded CPU default)")
+        sp.add_argument("--config", default=os.environ.get("MERGEGATE_CONFIG") or None,
+                        help="mergegate.yaml (default: $MERGEGATE_CONFIG, else ROOT/mergegate.yaml, else the embedded CPU default)")
         sp.add_argument("--root", default=None, help="project folder (default: current folder)")
 
     run = sub.add_parser("run", help="serve both models, run suites and gates, write results/ (exit 0 GO, 1 NO-GO, 2 INCOMPLETE)")
     common(run)
     run.add_argument("--output", default=None, help="output folder (default: the config's output_dir)")
     run.add_argument("-k", default=None, help="pytest -k expression to select suites or cases")
+    run.add_argument("--shard", default=None, metavar="I/N", help="evaluate shard I of N only (1-based); combine with mergegate merge")
+    run.add_argument("--history", default=None, metavar="JSONL", help="main-line history file, for the report's trend")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
     run.set_defaults(fn=cmd_run)
+
+    merge = sub.add_parser("merge", help="combine shard results (folders or results.json files) into one result and verdict")
+    common(merge)
+    merge.add_argument("paths", nargs="+", help="shard results: results.json files or folders holding them")
+    merge.add_argument("--output", default=None, help="output folder (default: the config's output_dir)")
+    merge.add_argument("-k", default=None, help="the -k the shards ran with, if any")
+    merge.add_argument("--history", default=None, metavar="JSONL", help="main-line history file, for the report's trend")
+    merge.set_defaults(fn=cmd_merge, pytest_args=[])
+
+    com = sub.add_parser("comment", help="post or update the pull request's mergegate comment (GITHUB_TOKEN, GITHUB_API_URL)")
+    com.add_argument("--results", default="results/results.json")
+    com.add_argument("--pr", type=int, default=None, help="pull request number (default: from the results' CI context)")
+    com.add_argument("--repo", default=None, help="OWNER/NAME (default: GITHUB_REPOSITORY)")
+    com.add_argument("--expect-head-sha", default=None, help="refuse unless the PR's head commit is this (comment jobs reading artifacts)")
+    com.add_argument("--run-url", default=None, help="link to the workflow run that evaluated")
+    com.add_argument("--history", default=None, metavar="JSONL")
+    com.add_argument("--limit", type=int, default=65536, help="maximum body length (GitHub's limit)")
+    com.add_argument("--dry-run", default=None, metavar="FILE", help="write the body to FILE instead of posting")
+    com.add_argument("--attempts", type=int, default=5)
+    com.add_argument("--backoff", type=float, default=2.0, help="first wait after a 5xx, doubling")
+    com.add_argument("--secondary-wait", type=float, default=60.0, help="wait after a rate limit without Retry-After, doubling")
+    com.add_argument("--max-wait", type=float, default=300.0, help="cap on any single wait")
+    com.set_defaults(fn=cmd_comment)
+
+    hist = sub.add_parser("history", help="append a run's headline metrics to the main line's history (JSONL)")
+    hist.add_argument("action", choices=["append"])
+    hist.add_argument("results", help="results.json of a full or merged run")
+    hist.add_argument("--file", default="history.jsonl")
+    hist.set_defaults(fn=cmd_history)
+
+    stop = sub.add_parser("stop", help="stop model servers a run left behind (CI cleanup)")
+    common(stop)
+    stop.add_argument("--output", default=None)
+    stop.set_defaults(fn=cmd_stop)
 
     serve = sub.add_parser("serve", help="start the configured model servers until Ctrl-C")
     common(serve)

@@ -6,9 +6,11 @@ Hierarchy::
     ├── InputError                 the user's files are wrong (exit 2, one line, no traceback)
     │   ├── ConfigError            mergegate.yaml
     │   └── SuiteError             a suite YAML file
-    └── IncompleteError            the evaluation could not be completed (exit 2, never GO)
-        ├── ServerError            a model server failed to start or died (carries its log tail)
-        └── GenerationError        too many requests failed
+    ├── IncompleteError            the evaluation could not be completed (exit 2, never GO)
+    │   ├── ServerError            a model server failed to start or died (carries its log tail)
+    │   └── GenerationError        too many requests failed
+    └── GitHubError                the GitHub REST API refused or kept failing (exit 3: the PR
+                                   comment was not posted; the verdict is not changed by this)
 
 ``InputError`` carries ``path`` and ``line`` so the message always names the file
 and line as ``path:line: message``, the form editors and CI annotations link to.
@@ -26,6 +28,7 @@ __all__ = [
     "IncompleteError",
     "ServerError",
     "GenerationError",
+    "GitHubError",
 ]
 
 
@@ -74,3 +77,13 @@ class ServerError(IncompleteError):
 
 class GenerationError(IncompleteError):
     """More requests failed than the configured tolerance."""
+
+
+class GitHubError(MergegateError):
+    """A GitHub REST API call failed after its retries; ``status`` is the last HTTP status (0: no response)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, status: int = 0):
+        self.status = status
+        super().__init__(message)

@@ -25,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mergegate-config", default=None, help="path to mergegate.yaml (default: ROOTDIR/mergegate.yaml)")
     group.addoption("--mergegate-output", default=None, help="folder for results.json and reports (default: the config's output_dir)")
     group.addoption("--mergegate-no-progress", action="store_true", help="no progress bar while generating")
+    group.addoption("--mergegate-shard", default=None, metavar="I/N", help="evaluate only shard I of N of the selected cases (no gates)")
+    group.addoption("--mergegate-merge", action="append", default=None, metavar="RESULTS_JSON",
+                    help="take case results from these shard results.json files instead of the models (repeatable)")
+    group.addoption("--mergegate-history", default=None, metavar="JSONL", help="the main line's history, for the report's trend")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,7 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "blocking: an eval case whose failure blocks the merge")
     config.stash[_KEY] = MergegateSession(
         config.getoption("--mergegate-config"), Path(str(config.rootpath)), config.getoption("--mergegate-output"),
-        progress=not config.getoption("--mergegate-no-progress"), command=list(sys.argv))
+        progress=not config.getoption("--mergegate-no-progress"), command=list(sys.argv),
+        shard=config.getoption("--mergegate-shard"), merge_from=config.getoption("--mergegate-merge"),
+        history=config.getoption("--mergegate-history"))
 
 
 def _session(config: pytest.Config) -> MergegateSession:
@@ -132,6 +138,18 @@ def _is_case(item: Any) -> bool:
     return isinstance(item, CaseItem)
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m have deselected: shards split what is left
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    ms = _session(config)
+    try:
+        kept, dropped = ms.select_shard(items, _is_case)
+    except MergegateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     if session.config.option.collectonly:
@@ -170,7 +188,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for f in ms.failures:
             tr.write_line(f)
         return
-    colour = {"GO": {"green": True}, "NO-GO": {"red": True}, "INCOMPLETE": {"yellow": True}}[run.verdict]
+    colour = {"GO": {"green": True}, "NO-GO": {"red": True}, "INCOMPLETE": {"yellow": True}, "PENDING": {"cyan": True}}[run.verdict]
     tr.section(f"mergegate verdict: {run.verdict} (exit {run.exit_code})", sep="=", bold=True, **colour)
     for r in run.reasons:
         tr.write_line(f"  {r}")
@@ -196,6 +214,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"requests sent {g.requests_sent}, cache hits {g.cache_hits}, failed {g.errors} (tolerance {g.error_tolerance})")
     if ms.written:
         tr.write_line("wrote " + ", ".join(str(p) for p in ms.written.values()))
+    for w in ms.warnings:
+        tr.write_line(f"warning: {w}", yellow=True)
 
 
 # -- fixtures for gates --------------------------------------------------------------

@@ -17,13 +17,14 @@ from typing import Callable, Iterable, Optional
 from .checks import CheckContext, REGISTRY, run_check
 from .client import GenerationStats, Job, Response, ResponseCache, generate_all
 from .config.loader import LoadedConfig
-from .errors import IncompleteError
+from .errors import IncompleteError, InputError
+from .github.context import ci_from_env
 from .results import (CaseResult, CheckResult, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
-                      SideResult, SuiteMeta, SuiteSummary, summarize)
+                      ShardMeta, SideResult, SuiteMeta, SuiteSummary, summarize)
 from .serving import Endpoint, ServerFleet
 from .suites import Case, LoadedSuite, Sampling
 
-__all__ = ["Evaluation", "decide", "score_side", "ROLES"]
+__all__ = ["Evaluation", "decide", "score_side", "shard_of", "parse_shard", "load_shards", "ROLES"]
 
 ROLES = ("candidate", "baseline")
 _PACKAGES = ("mergegate", "openai", "pydantic", "pytest", "rouge-score", "sacrebleu", "scikit-learn", "jinja2", "jsonschema",
@@ -50,6 +51,26 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return found
+
+
+def parse_shard(text: str) -> ShardMeta:
+    """Return the shard ``"i/n"`` (1-based) as :class:`ShardMeta`; raise InputError if malformed."""
+    try:
+        index, total = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard wants INDEX/TOTAL such as 1/4, got {text!r}") from None
+    if not 1 <= index <= total:
+        raise InputError(f"--shard {text}: INDEX must be between 1 and TOTAL")
+    return ShardMeta(index=index, total=total)
+
+
+def shard_of(position: int, total: int) -> int:
+    """Return the 1-based shard of the case at ``position`` (0-based) in collection order.
+
+    Round robin over the collection order (sorted suite files, cases in file order):
+    deterministic on every machine, and the shards differ in size by at most one case.
+    """
+    return position % total + 1
 
 
 def score_side(case: Case, suite: LoadedSuite, gen: Generation) -> SideResult:
@@ -96,11 +117,46 @@ def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str]
     return "GO", 0, [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed"]
 
 
+def load_shards(files: list[Path]) -> tuple[list[tuple[Path, RunResults]], int, dict[int, Path]]:
+    """Return ``(runs, total, index -> file)`` for shard results files that belong together.
+
+    Raises :class:`InputError` naming the file when one is unreadable, is not a
+    shard, repeats a shard, or ran another config or commit than the first.
+    """
+    runs: list[tuple[Path, RunResults]] = []
+    for f in files:
+        try:
+            runs.append((f, RunResults.model_validate_json(Path(f).read_bytes())))
+        except OSError as exc:
+            raise InputError(f"cannot read shard results: {exc.strerror}", f) from None
+        except ValueError as exc:
+            raise InputError(f"not a mergegate results file: {str(exc).splitlines()[0]}", f) from None
+    if not runs:
+        raise InputError("no shard results to merge")
+    first_file, first = runs[0]
+    if first.meta.shard is None:
+        raise InputError("not a shard's results (made without --shard)", first_file)
+    total = first.meta.shard.total
+    seen: dict[int, Path] = {}
+    for f, r in runs:
+        if r.meta.shard is None or r.meta.shard.total != total:
+            got = f"{r.meta.shard.index}/{r.meta.shard.total}" if r.meta.shard else "no --shard"
+            raise InputError(f"every file must come from the same `mergegate run --shard i/{total}`; this one is {got}", f)
+        if r.meta.shard.index in seen:
+            raise InputError(f"shard {r.meta.shard.index}/{total} given twice (also in {seen[r.meta.shard.index]})", f)
+        seen[r.meta.shard.index] = f
+        for what, a, b in (("config", first.meta.config_sha256, r.meta.config_sha256), ("commit", first.meta.git_commit, r.meta.git_commit)):
+            if a != b:
+                raise InputError(f"this shard evaluated a different {what} than {first_file} ({b} vs {a})", f)
+    return runs, total, seen
+
+
 class Evaluation:
     """One evaluation run over ``suites`` (optionally a ``selection`` of ``(suite, case_id)``)."""
 
     def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
-                 *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None):
+                 *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None,
+                 shard: Optional[ShardMeta] = None):
         self.loaded = loaded
         self.suites = suites
         self.selection = selection
@@ -115,7 +171,7 @@ class Evaluation:
                             git_dirty=(lambda s: None if s is None else bool(s))(_git(loaded.root, "status", "--porcelain")),
                             config_file=str(loaded.path) if loaded.path else None, config_sha256=loaded.sha256,
                             packages=_versions(), python=sys.version.split()[0], platform=platform.platform(),
-                            command=command or sys.argv)
+                            command=command or sys.argv, ci=ci_from_env(), shard=shard)
         self.on_result: Optional[Callable[[Job, Response], None]] = None
 
     def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
@@ -197,7 +253,56 @@ class Evaluation:
         all_failures = self.failures + list(failures)
         tolerance = self.loaded.config.generation.error_tolerance
         verdict, code, reasons = decide(self.cases, gates, all_failures, self.stats.errors, tolerance)
+        empty_shard = self.meta.shard is not None and not self.cases and not all_failures and self.stats.errors <= tolerance
+        if self.meta.shard is not None and (verdict != "INCOMPLETE" or empty_shard):
+            # a shard sees a slice of the cases: gates and blocking cases are decided by `mergegate merge`
+            sh = self.meta.shard
+            verdict, code, reasons = "PENDING", 0, [f"shard {sh.index}/{sh.total}: {len(self.cases)} case(s) evaluated; "
+                                                    "the verdict is decided by mergegate merge"]
         return self.partial_results(verdict=verdict, exit_code=code, reasons=reasons, gates=gates)
+
+    @classmethod
+    def from_shards(cls, loaded: LoadedConfig, suites: list[LoadedSuite], files: list[Path],
+                    selection: Optional[set[tuple[str, str]]] = None, command: Optional[list[str]] = None) -> "Evaluation":
+        """Return an evaluation whose cases come from shard ``results.json`` files instead of the models.
+
+        Shards must have run the same config and suite files; a missing shard, or a
+        shard that did not complete, makes the merged verdict INCOMPLETE.
+        """
+        ev = cls(loaded, suites, selection, progress=False, command=command)
+        runs, total, seen = load_shards(files)
+        first = runs[0][1]
+        current = {ls.name: ls.sha256 for ls in suites}
+        for f, r in runs:
+            for sm in r.meta.suites:
+                if sm.name in current and current[sm.name] != sm.sha256:
+                    raise InputError(f"suite {sm.name!r} changed since this shard ran (its sha256 differs)", f)
+        for index in range(1, total + 1):
+            if index not in seen:
+                ev.failures.append(f"shard {index}/{total} is missing: its cases were not evaluated")
+        for f, r in runs:
+            if r.verdict == "INCOMPLETE":
+                ev.failures += [f"shard {r.meta.shard.index}/{total}: {reason}" for reason in r.reasons]  # type: ignore[union-attr]
+        by_id: dict[tuple[str, str], CaseResult] = {}
+        for f, r in runs:
+            for c in r.cases:
+                if (c.suite, c.id) in by_id:
+                    raise InputError(f"case {c.suite}::{c.id} is in two shards", f)
+                by_id[(c.suite, c.id)] = c
+        ev.cases = [by_id[(ls.name, case.id)] for ls, case in ev.selected_cases() if (ls.name, case.id) in by_id]
+        g = [r.generation for _, r in runs]
+        ev.stats = GenerationStats(requests_sent=sum(x.requests_sent for x in g), cache_hits=sum(x.cache_hits for x in g),
+                                   errors=sum(x.errors for x in g), wall_s=max(x.wall_s for x in g))
+        for x in g:
+            for role, counts in x.per_role.items():
+                mine = ev.stats.per_role.setdefault(role, {})
+                for k, v in counts.items():
+                    mine[k] = mine.get(k, 0) + v
+        ev.meta.models = first.meta.models
+        ev.meta.git_commit, ev.meta.git_dirty = first.meta.git_commit, first.meta.git_dirty
+        ev.meta.started_at = min(r.meta.started_at for _, r in runs)
+        ev.meta.merged_from = [str(f) for f, _ in runs]
+        return ev
 
     def partial_results(self, verdict: str = "INCOMPLETE", exit_code: int = 2, reasons: Optional[list[str]] = None,
                         gates: Optional[list[GateResult]] = None) -> RunResults:

@@ -14,7 +14,8 @@ from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
 from .report import write_outputs
 from .results import CaseResult, GateResult, Results, RunResults
-from .runner import Evaluation
+from .results import read_history
+from .runner import Evaluation, parse_shard, shard_of
 from .suites import LoadedSuite, discover_suites, load_suite
 
 __all__ = ["MergegateSession"]
@@ -23,8 +24,12 @@ __all__ = ["MergegateSession"]
 class MergegateSession:
     """Collects suites, runs the evaluation before the first test, decides the verdict at the end."""
 
-    def __init__(self, config_path: Optional[str], root: Path, output_dir: Optional[str], progress: bool, command: list[str]):
+    def __init__(self, config_path: Optional[str], root: Path, output_dir: Optional[str], progress: bool, command: list[str],
+                 shard: Optional[str] = None, merge_from: Optional[list[str]] = None, history: Optional[str] = None):
         self._config_path = config_path
+        self._shard_text = shard
+        self.merge_from = [Path(p) for p in merge_from or []]
+        self.history_path = Path(history) if history else None
         self.root = root
         self._output_override = output_dir
         self.progress = progress
@@ -34,6 +39,7 @@ class MergegateSession:
         self.case_items: list[Any] = []
         self.gate_reports: dict[str, GateResult] = {}
         self.failures: list[str] = []
+        self.warnings: list[str] = []
         self.active = False
         self.evaluation: Optional[Evaluation] = None
         self._by_id: dict[tuple[str, str], CaseResult] = {}
@@ -69,6 +75,28 @@ class MergegateSession:
         """Return every suite of the configured folder (for gates run without case items)."""
         return discover_suites([self.loaded.resolve(self.loaded.config.suites_dir)])
 
+    # -- sharding ---------------------------------------------------------------------
+    @property
+    def shard(self):
+        """Return this session's :class:`ShardMeta`, or None when it evaluates every selected case."""
+        return parse_shard(self._shard_text) if self._shard_text else None
+
+    def select_shard(self, items: list[Any], is_case: Any) -> tuple[list[Any], list[Any]]:
+        """Return ``(kept, deselected)``: this shard's case items; gates wait for ``mergegate merge``."""
+        shard = self.shard
+        if shard is None:
+            return items, []
+        self.active = True
+        kept, dropped = [], []
+        position = 0
+        for it in items:
+            if is_case(it):
+                (kept if shard_of(position, shard.total) == shard.index else dropped).append(it)
+                position += 1
+            else:
+                dropped.append(it)
+        return kept, dropped
+
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self, items: list[Any], is_case: Any) -> None:
         """Evaluate the selected case items (or, with none, every suite if any gate needs results)."""
@@ -83,8 +111,14 @@ class MergegateSession:
                 selection = {(it.suite.name, it.case.id) for it in cases}
             else:
                 suites, selection = self.all_suites(), None
-            self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.progress, command=self.command)
-            self.evaluation.run()
+            if self.merge_from:
+                if not cases:  # a merge evaluates the cases the shards ran; gates alone still need them all
+                    selection = None
+                self.evaluation = Evaluation.from_shards(self.loaded, suites, self.merge_from, selection, command=self.command)
+            else:
+                self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.progress, command=self.command,
+                                             shard=self.shard)
+                self.evaluation.run()
         except MergegateError as exc:
             self.failures.append(str(exc))
             return
@@ -139,13 +173,19 @@ class MergegateSession:
         gates = list(self.gate_reports.values())
         if self.evaluation is None:
             try:
-                self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=self.command)
+                self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=self.command, shard=self.shard)
             except InputError as exc:
                 failures.append(str(exc))
                 return 2
         self.run = self.evaluation.finish(gates, failures)
         out = Path(self._output_override) if self._output_override else self.loaded.resolve(self.loaded.config.output_dir)
-        self.written = write_outputs(self.run, out)
+        history = None
+        if self.history_path is not None and self.history_path.exists():
+            try:
+                history = read_history(self.history_path, limit=20)
+            except InputError as exc:  # a broken history file costs the trend, not the verdict
+                self.warnings.append(f"history ignored: {exc}")
+        self.written = write_outputs(self.run, out, history=history)
         return self.run.exit_code
 
 

@@ -1,5 +1,7 @@
-"""Report: the Jinja-rendered ``report.md`` (PR comment) and ``report.html``."""
+"""Report: the Jinja-rendered ``report.md`` (PR comment) and ``report.html``, Mermaid charts, the size budget."""
 
-from .render import MARKER, codeblock, inline, render_html, render_markdown, write_outputs
+from .render import (GITHUB_COMMENT_LIMIT, MARKER, body_length, codeblock, inline, links, render_html, render_markdown, sparkline,
+                     suite_chart, trend, write_outputs)
 
-__all__ = ["MARKER", "codeblock", "inline", "render_html", "render_markdown", "write_outputs"]
+__all__ = ["GITHUB_COMMENT_LIMIT", "MARKER", "body_length", "codeblock", "inline", "links", "render_html", "render_markdown",
+           "sparkline", "suite_chart", "trend", "write_outputs"]

@@ -13,9 +13,10 @@ from typing import Optional
 
 import jinja2
 
-from ..results import RunResults
+from ..results import HistoryEntry, RunResults
 
-__all__ = ["render_markdown", "render_html", "write_outputs", "inline", "codeblock", "MARKER"]
+__all__ = ["render_markdown", "render_html", "write_outputs", "inline", "codeblock", "MARKER", "GITHUB_COMMENT_LIMIT", "body_length",
+           "suite_chart", "sparkline", "trend", "links"]
 
 MARKER = "<!-- mergegate-report -->"
 _ZWSP = "\u200b"
@@ -71,16 +72,137 @@ def _env(autoescape: bool) -> jinja2.Environment:
     return env
 
 
-_BANNER = {"GO": "🟢 GO", "NO-GO": "🔴 NO-GO", "INCOMPLETE": "⚪ INCOMPLETE"}
+_BANNER = {"GO": "🟢 GO", "NO-GO": "🔴 NO-GO", "INCOMPLETE": "⚪ INCOMPLETE", "PENDING": "⏳ PENDING (one shard; run mergegate merge)"}
+
+#: GitHub rejects issue comments longer than this (characters).
+GITHUB_COMMENT_LIMIT = 65536
 
 
-def render_markdown(run: RunResults, max_regressions: int = 10) -> str:
-    """Return the markdown report (starts with the hidden marker the PR comment is found by)."""
+def body_length(text: str) -> int:
+    """Return the length GitHub's limit is checked against, counted conservatively in UTF-16 code units.
+
+    An emoji is one character but two UTF-16 units; counting units keeps us under
+    the limit whichever way the server counts.
+    """
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _mermaid_label(text: str, limit: int = 24) -> str:
+    # Mermaid labels sit inside double quotes; keep a safe alphabet so no label can end the string or the block.
+    clean = re.sub(r"[^A-Za-z0-9 ._:/+-]", "", str(text))[:limit]
+    return clean or "?"
+
+
+def _pct(v: Optional[float]) -> str:
+    return "0" if v is None else f"{v * 100:.1f}"
+
+
+def suite_chart(run: RunResults) -> str:
+    """Return a Mermaid bar chart of per-suite pass rates (bars: candidate, line: baseline), or '' without suites."""
+    suites = [s for s in run.suites if s.pass_rate.candidate is not None or s.pass_rate.baseline is not None]
+    if not suites:
+        return ""
+    labels = ", ".join(f'"{_mermaid_label(s.name)}"' for s in suites)
+    return "\n".join([
+        "```mermaid", "xychart-beta", '    title "Pass rate per suite (%): bars candidate, line baseline"',
+        f"    x-axis [{labels}]", '    y-axis "pass rate (%)" 0 --> 100',
+        f"    bar [{', '.join(_pct(s.pass_rate.candidate) for s in suites)}]",
+        f"    line [{', '.join(_pct(s.pass_rate.baseline) for s in suites)}]", "```"])
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[Optional[float]]) -> str:
+    """Return ``values`` in [0, 1] as a row of block characters ('·' for a missing value)."""
+    return "".join("·" if v is None else _SPARKS[min(7, max(0, int(v * 8 - 1e-9)))] for v in values)
+
+
+def trend(run: RunResults, history: Optional[list[HistoryEntry]]) -> Optional[dict]:
+    """Return the main line's trend for the report (overall and per-suite candidate pass rates), or None."""
+    if not history:
+        return None
+    overall = [e.pass_rate for e in history]
+    rows = []
+    for s in run.suites:
+        past = [e.suites.get(s.name, {}).get("pass_rate") for e in history]
+        rows.append({"name": s.name, "spark": sparkline(past), "last": past[-1], "now": s.pass_rate.candidate})
+    labels = ", ".join(f'"{_mermaid_label((e.commit or "?")[:7])}"' for e in history) + ', "this PR"'
+    gated = [c.candidate.passed for c in run.cases if c.candidate.passed is not None]
+    now = sum(gated) / len(gated) if gated else None
+    chart = "\n".join([
+        "```mermaid", "xychart-beta", f'    title "Candidate pass rate (%): last {len(history)} main-line runs, then this PR"',
+        f"    x-axis [{labels}]", '    y-axis "pass rate (%)" 0 --> 100',
+        f"    line [{', '.join(_pct(v) for v in overall + [now])}]", "```"])
+    return {"n": len(history), "rows": rows, "chart": chart, "first": history[0], "last": history[-1]}
+
+
+_RUN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/actions/runs/[0-9]+")
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+def links(run: RunResults, run_url: Optional[str] = None, commit: Optional[str] = None) -> dict[str, Optional[str]]:
+    """Return the report's links: the workflow run, its artifacts, and the commit evaluated.
+
+    ``results.json`` may come from an artifact that code in the pull request wrote,
+    so a URL or commit that does not have the expected shape is dropped, not linked.
+    """
+    ci = run.meta.ci
+    url = run_url or (ci.run_url if ci else None)
+    url = url if url and _RUN_URL.fullmatch(url) else None
+    commit = commit or ((ci.head_sha or ci.sha) if ci else None) or run.meta.git_commit
+    commit = commit if commit and _SHA.fullmatch(commit) else None
+    server_repo = url.split("/actions/runs/")[0] if url and "/actions/runs/" in url else None
+    return {"run": url, "artifact": f"{url}#artifacts" if url else None, "commit": commit,
+            "commit_url": f"{server_repo}/commit/{commit}" if server_repo and commit else None,
+            "pr": ci.pr_number if ci else None}
+
+
+# Each level shows less model output; the last shows none. The comment takes the first level that fits.
+_LEVELS = [
+    dict(max_regressions=10, input_limit=1000, output_limit=1500, details=True),
+    dict(max_regressions=5, input_limit=400, output_limit=600, details=True),
+    dict(max_regressions=3, input_limit=150, output_limit=200, details=True),
+    dict(max_regressions=0, input_limit=0, output_limit=0, details=False),
+]
+
+
+def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = None, run_url: Optional[str] = None,
+                    commit: Optional[str] = None, limit: Optional[int] = None) -> str:
+    """Return the markdown report; it starts with the hidden marker the PR comment is found by.
+
+    With ``limit`` (e.g. :data:`GITHUB_COMMENT_LIMIT`) the report degrades until it
+    fits: fewer and shorter model outputs, then none, then a cut at a line with a
+    link to the full report in the run's artifact. It never exceeds ``limit``.
+    """
     regressions = [c for c in run.cases if c.regressed]
     blocking = [c for c in run.cases if c.blocking and c.candidate.passed is False]
-    return _env(False).get_template("report.md.j2").render(
-        run=run, marker=MARKER, banner=_BANNER[run.verdict], regressions=regressions[:max_regressions],
-        more_regressions=max(0, len(regressions) - max_regressions), blocking=blocking)
+    ctx = dict(run=run, marker=MARKER, banner=_BANNER[run.verdict], blocking=blocking, chart=suite_chart(run),
+               trend=trend(run, history), links=links(run, run_url, commit), truncated=False)
+    template = _env(False).get_template("report.md.j2")
+    text = ""
+    for level in (_LEVELS if limit else _LEVELS[:1]):
+        text = template.render(regressions=regressions[: level["max_regressions"]],
+                               more_regressions=max(0, len(regressions) - level["max_regressions"]), all_regressions=regressions,
+                               **level, **ctx)
+        if limit is None or body_length(text) <= limit:
+            return text
+    return _cut(text, limit, ctx["links"]["artifact"])
+
+
+def _cut(text: str, limit: int, artifact: Optional[str]) -> str:
+    """Return ``text`` cut at a line boundary so that it and a closing note fit in ``limit``."""
+    where = f"the [run's artifact]({artifact})" if artifact else "`results/report.md` of the run's artifact"
+    note = f"\n\n---\n**Report truncated** to GitHub's comment limit; the full report is in {where}.\n"
+    budget = limit - body_length(note)
+    out, used = [], 0
+    for line in text.splitlines(keepends=True):
+        n = body_length(line)
+        if used + n > budget:
+            break
+        out.append(line)
+        used += n
+    return "".join(out).rstrip("\n") + note
 
 
 def render_html(run: RunResults) -> str:
@@ -89,14 +211,15 @@ def render_html(run: RunResults) -> str:
     return _env(True).get_template("report.html.j2").render(run=run, banner=_BANNER[run.verdict], regressions=regressions)
 
 
-def write_outputs(run: RunResults, out_dir: str | Path) -> dict[str, Path]:
+def write_outputs(run: RunResults, out_dir: str | Path, history: Optional[list[HistoryEntry]] = None) -> dict[str, Path]:
     """Write results.json, report.md and report.html into ``out_dir``; return their paths.
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results.json": run.model_dump_json(indent=2), "report.md": render_markdown(run), "report.html": render_html(run)}
+    files = {"results.json": run.model_dump_json(indent=2), "report.md": render_markdown(run, history=history),
+             "report.html": render_html(run)}
     paths = {}
     for name, text in files.items():
         tmp = out / f".{name}.tmp"

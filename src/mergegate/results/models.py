@@ -8,17 +8,26 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
-           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict"]
+           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta"]
 
 RESULTS_SCHEMA_VERSION = 1
-Verdict = Literal["GO", "NO-GO", "INCOMPLETE"]
+# PENDING: the results of one shard (``--shard i/n``); ``mergegate merge`` decides the verdict.
+Verdict = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        # results.json carries computed fields (delta, regressed, ...) for readers; reading it back recomputes them.
+        if isinstance(data, dict) and cls.__pydantic_computed_fields__:
+            return {k: v for k, v in data.items() if k not in cls.__pydantic_computed_fields__}
+        return data
 
 
 class CheckResult(_Model):
@@ -153,6 +162,29 @@ class SuiteMeta(_Model):
     cases: int
 
 
+class CiMeta(_Model):
+    """The GitHub Actions run that produced the results (absent outside CI)."""
+
+    provider: str = "github-actions"
+    repository: Optional[str] = None
+    event: Optional[str] = None
+    ref: Optional[str] = None
+    sha: Optional[str] = Field(default=None, description="GITHUB_SHA: for pull_request events, the test merge commit.")
+    pr_number: Optional[int] = None
+    head_sha: Optional[str] = Field(default=None, description="The pull request's head commit: the commit evaluated.")
+    base_ref: Optional[str] = None
+    run_id: Optional[str] = None
+    run_attempt: Optional[str] = None
+    run_url: Optional[str] = None
+
+
+class ShardMeta(_Model):
+    """Which slice of the cases a run evaluated (``--shard index/total``, 1-based)."""
+
+    index: int = Field(ge=1)
+    total: int = Field(ge=1)
+
+
 class RunMeta(_Model):
     """Reproducibility: everything needed to know what was evaluated, how."""
 
@@ -169,6 +201,9 @@ class RunMeta(_Model):
     python: str
     platform: str
     command: list[str] = Field(default_factory=list)
+    ci: Optional[CiMeta] = None
+    shard: Optional[ShardMeta] = Field(default=None, description="Set on a shard's results; None on full and merged runs.")
+    merged_from: list[str] = Field(default_factory=list, description="The shard results files a merged run was made from.")
 
 
 class GenerationSummary(_Model):

@@ -2,6 +2,6 @@
 
 from .engines import build_command, engine_version, identity, ready_path, resolve_model_path
 from .fleet import Endpoint, ServerFleet
-from .process import ManagedServer, free_port, tail
+from .process import ManagedServer, free_port, stop_leftovers, tail
 
-__all__ = ["build_command", "engine_version", "identity", "ready_path", "resolve_model_path", "Endpoint", "ServerFleet", "ManagedServer", "free_port", "tail"]
+__all__ = ["build_command", "engine_version", "identity", "ready_path", "resolve_model_path", "Endpoint", "ServerFleet", "ManagedServer", "free_port", "stop_leftovers", "tail"]

@@ -61,7 +61,8 @@ class ManagedServer:
             raise ServerError(f"{self.name}: cannot start {self.cmd[0]!r}: {exc}") from None
         finally:
             log.close()
-        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid))
+        # pid and start time: `mergegate stop` must never kill an unrelated process that reused the pid
+        self.log_path.with_suffix(".pid").write_text(f"{self.proc.pid} {_start_ticks(self.proc.pid)}\n")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.raise_if_dead("exited before it was ready")
@@ -93,12 +94,48 @@ class ManagedServer:
                 self.proc.wait(5)
         else:
             _signal_group(self.proc.pid, signal.SIGKILL)  # children it may have left behind
+        self.log_path.with_suffix(".pid").unlink(missing_ok=True)
 
     def __enter__(self) -> "ManagedServer":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _start_ticks(pid: int) -> str:
+    """Return the process's start time in clock ticks since boot (Linux /proc), or '?' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name in parentheses may hold spaces
+
+
+def stop_leftovers(log_dir: Path, grace_s: float = 10.0) -> list[int]:
+    """Stop the server process groups recorded in ``log_dir/*.pid`` that still run; return their pids.
+
+    For the cleanup step of a CI job (``mergegate stop``): a self-hosted runner
+    keeps processes between jobs, so a server a crashed job left behind would
+    hold the GPU. A pid whose start time no longer matches is someone else's.
+    """
+    stopped = []
+    for pidfile in sorted(Path(log_dir).glob("*.pid")):
+        try:
+            pid_text, ticks = (pidfile.read_text().split() + ["?"])[:2]
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            pidfile.unlink(missing_ok=True)
+            continue
+        if ticks != "?" and _start_ticks(pid) == ticks:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _start_ticks(pid) == ticks:
+                time.sleep(0.1)
+            _signal_group(pid, signal.SIGKILL)
+            stopped.append(pid)
+        pidfile.unlink(missing_ok=True)
+    return stopped
 
 
 def _signal_group(pid: int, sig: int) -> None:

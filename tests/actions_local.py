@@ -15,7 +15,6 @@ import fnmatch
 import hashlib
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess

@@ -122,3 +122,28 @@ def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_mergegate_stop_kills_leftover_servers_but_not_a_reused_pid(tmp_path):
+    """The CI cleanup step: a server whose run died (pid file left) is stopped; a pid file whose
+    process start time does not match (the pid was reused) is not acted on."""
+    import subprocess
+
+    from mergegate.cli import main
+    from mergegate.serving.process import _start_ticks
+
+    logs = tmp_path / "results" / "logs"
+    logs.mkdir(parents=True)
+    leftover = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        (logs / "candidate.pid").write_text(f"{leftover.pid} {_start_ticks(leftover.pid)}\n")
+        (logs / "baseline.pid").write_text(f"{bystander.pid} 1\n")  # same pid, another process's start time
+        assert main(["stop", "--root", str(tmp_path)]) == 0
+        assert leftover.wait(timeout=10) is not None
+        assert bystander.poll() is None, "a process that merely reuses a recorded pid was killed"
+        assert not list(logs.glob("*.pid"))
+    finally:
+        for p in (leftover, bystander):
+            p.kill()
+            p.wait()

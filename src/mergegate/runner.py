@@ -280,7 +280,7 @@ class Evaluation:
         for index in range(1, total + 1):
             if index not in seen:
                 ev.failures.append(f"shard {index}/{total} is missing: its cases were not evaluated")
-        for f, r in runs:
+        for _, r in runs:
             if r.verdict == "INCOMPLETE":
                 ev.failures += [f"shard {r.meta.shard.index}/{total}: {reason}" for reason in r.reasons]  # type: ignore[union-attr]
         by_id: dict[tuple[str, str], CaseResult] = {}

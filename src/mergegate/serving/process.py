@@ -112,6 +112,15 @@ def _start_ticks(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name in parentheses may hold spaces
 
 
+def _same_process_running(pid: int, ticks: str) -> bool:
+    """Return True while ``pid`` is the process started at ``ticks`` and is not a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[19] == ticks and fields[0] != "Z"
+
+
 def stop_leftovers(log_dir: Path, grace_s: float = 10.0) -> list[int]:
     """Stop the server process groups recorded in ``log_dir/*.pid`` that still run; return their pids.
 
@@ -127,10 +136,10 @@ def stop_leftovers(log_dir: Path, grace_s: float = 10.0) -> list[int]:
         except (OSError, ValueError):
             pidfile.unlink(missing_ok=True)
             continue
-        if ticks != "?" and _start_ticks(pid) == ticks:
+        if ticks != "?" and _same_process_running(pid, ticks):
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and _start_ticks(pid) == ticks:
+            while time.monotonic() < deadline and _same_process_running(pid, ticks):
                 time.sleep(0.1)
             _signal_group(pid, signal.SIGKILL)
             stopped.append(pid)

@@ -11,6 +11,7 @@ TARGET_IMPROVEMENT = 0.05  # the target task must improve by at least 5 points
 GENERAL_MAX_DROP = 0.05  # no general suite may fall by more than 5 points
 ADVERSARIAL_MIN_PASS = 0.90  # adversarial cases must pass at least 90% of the time
 LATENCY_P99_MAX_RATIO = 2.0  # p99 latency at most twice the baseline's
+JUDGE_MIN_WIN_RATE = 0.45  # the judge must not prefer the baseline (ties count half)
 
 
 def test_target_suite_improves(target_suite):
@@ -37,3 +38,10 @@ def test_adversarial_pass_rate(results):
 def test_p99_latency_within_budget(results):
     p99 = results.all.latency("p99")
     assert p99.candidate <= LATENCY_P99_MAX_RATIO * p99.baseline, p99
+
+
+def test_judge_does_not_prefer_baseline(any_suite):
+    # reads a judge metric: fails, or turns advisory, when the judge is uncalibrated
+    if any_suite.summary.pairwise is None:
+        pytest.skip("no pairwise judge check in this suite")
+    assert any_suite.win_rate >= JUDGE_MIN_WIN_RATE, any_suite.pairwise

@@ -31,8 +31,17 @@ class LlamaServer:
         text = self.server.log_path.read_text(errors="replace")
         return len(re.findall(r'"POST /v1/chat/completions HTTP', text))
 
-    def config_yaml(self, *, cache_path: Path, revision: str = "test-rev-1", extra: str = "") -> str:
-        """Return a mergegate.yaml that points candidate and (prompted) baseline at this server."""
+    def config_yaml(self, *, cache_path: Path, revision: str = "test-rev-1", extra: str = "", judge: str = "") -> str:
+        """Return a mergegate.yaml that points candidate and (prompted) baseline at this server.
+
+        ``judge``: the ``judge:`` section (default: this same server, advisory when uncalibrated).
+        """
+        judge = judge or textwrap.dedent(f"""\
+            judge:
+              model: {{engine: external, model: smollm2-judge, base_url: {self.base_url}, served_name: {SERVED}, revision: {revision}}}
+              structured_output: llama-cpp
+              calibration: {{on_uncalibrated: advisory}}
+            """)
         return textwrap.dedent(f"""\
             models:
               candidate:
@@ -52,7 +61,7 @@ class LlamaServer:
                 sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
             generation: {{concurrency: 4, max_retries: 1, backoff_s: 0.1}}
             cache: {{path: {cache_path}}}
-            """) + extra
+            """) + judge + extra
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +91,18 @@ def github():
     server.shutdown()
     server.server_close()
     assert not double.violations, double.violations
+
+
+@pytest.fixture
+def scripted_judge():
+    """A local scripted judge endpoint (see tests/doubles/judge_api.py)."""
+    from doubles.judge_api import ScriptedJudge, serve
+
+    judge = ScriptedJudge()
+    server = serve(judge)
+    yield judge
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

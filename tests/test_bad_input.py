@@ -83,4 +83,17 @@ def test_run_refuses_bad_suite_before_starting_servers(tmp_path):
 def test_shipped_config_and_suites_are_valid(capsys):
     root = Path(__file__).resolve().parents[1]
     assert main(["validate", "--root", str(root)]) == 0
-    assert capsys.readouterr().out.startswith("ok: 4 suite(s)")
+    out = capsys.readouterr().out
+    assert out.startswith("ok: 5 suite(s)") and out.rstrip().endswith("1 calibration set(s)")
+
+
+def test_a_bad_calibration_file_names_file_and_line(tmp_path, capsys):
+    (tmp_path / "eval_suites").mkdir()
+    (tmp_path / "eval_suites" / "x.calibration.yaml").write_text(
+        "format: 1\nname: x\nitems:\n  - id: a\n    prompt: p\n    response_a: r\n    response_b: s\n    human: [A, C]\n")
+    (tmp_path / "mergegate.yaml").write_text("models:\n  candidate: {engine: external, model: m, base_url: 'http://x/v1'}\n"
+                                             "  baseline: {engine: external, model: m, base_url: 'http://x/v1'}\n")
+    assert main(["validate", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mergegate: error: {tmp_path / 'eval_suites' / 'x.calibration.yaml'}:8:") and "human" in err, err
+    assert "\n" not in err

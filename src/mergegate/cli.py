@@ -1,4 +1,4 @@
-"""The ``mergegate`` command: run, merge, comment, history, serve, stop, validate, schema.
+"""The ``mergegate`` command: run, merge, comment, history, human, serve, stop, validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
 """
@@ -153,6 +153,53 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_results(path: Path):
+    from .results import RunResults
+
+    try:
+        return RunResults.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read results: {exc.strerror}", path) from None
+    except ValueError as exc:
+        raise InputError(f"not a mergegate results file: {str(exc).splitlines()[0]}", path) from None
+
+
+def cmd_human(args: argparse.Namespace) -> int:
+    """Export blind pairs for human raters, or import their completed ratings."""
+    from .judge.human import append_calibration, export_pairs, import_ratings
+
+    if args.action == "export":
+        if not args.paths:
+            raise InputError("mergegate human export RESULTS.json --out FOLDER")
+        run = _read_results(Path(args.paths[0]))
+        paths = export_pairs(run, Path(args.out), seed=args.seed, suites=args.suite or None,
+                             criteria=args.criteria.split(",") if args.criteria else None, limit=args.limit)
+        print(f"wrote {paths['csv']} and {paths['jsonl']} for raters (one copy each, fill in 'preference': 1, 2 or tie)")
+        print(f"wrote {paths['mapping']}: keep it from the raters; `mergegate human import` needs it")
+        return 0
+    if not args.paths:
+        raise InputError("mergegate human import RATED.csv [RATED2.csv ...] --mapping mapping.json")
+    mapping = Path(args.mapping) if args.mapping else Path(args.paths[0]).parent / "mapping.json"
+    summary, calibration = import_ratings([Path(p) for p in args.paths], mapping, max_disagreement=args.max_disagreement)
+    pct = lambda v: "-" if v is None else f"{v * 100:.1f}%"
+    print(f"{summary.ratings} rating(s) of {summary.items} item(s) by {len(summary.raters)} rater(s): "
+          f"candidate {summary.candidate}, baseline {summary.baseline}, tie {summary.tie}")
+    print(f"candidate preferred in {pct(summary.preference_rate)} of decided ratings (95% Wilson CI {pct(summary.ci_low)}-{pct(summary.ci_high)}); "
+          f"win rate with ties as half {pct(summary.win_rate)}")
+    kappa = summary.cohen_kappa if summary.cohen_kappa is not None else summary.fleiss_kappa
+    if kappa is not None:
+        print(f"inter-rater agreement: {'Cohen' if summary.cohen_kappa is not None else 'Fleiss'}' kappa {kappa:.2f}")
+    if summary.disagreements:
+        print(f"raters disagree (more than {summary.max_disagreement:.0%} off the majority) on: {', '.join(summary.disagreements)}")
+    if args.output:
+        Path(args.output).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    if args.append_calibration:
+        added, skipped = append_calibration(Path(args.append_calibration), calibration)
+        print(f"appended {added} item(s) to {args.append_calibration}" + (f" ({skipped} already there)" if skipped else ""))
+    return 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop model servers a run left behind (their pid files are in OUTPUT/logs)."""
     from .serving import stop_leftovers
@@ -186,18 +233,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     paths = args.paths or [loaded.resolve(loaded.config.suites_dir)]
     suites = discover_suites(paths)
     n = sum(len(s.suite.cases) for s in suites)
-    print(f"ok: {len(suites)} suite(s), {n} case(s)")
+    from .judge import find_calibration_files, load_calibration
+
+    cals = [load_calibration(f) for p in paths if Path(p).is_dir() for f in find_calibration_files(Path(p))]
+    extra = f", {len(cals)} calibration set(s)" if cals else ""
+    print(f"ok: {len(suites)} suite(s), {n} case(s){extra}")
     return 0
 
 
 def schemas() -> dict[str, dict]:
     """Return the JSON Schemas generated from the pydantic models, by file name."""
     from .config import Config
+    from .judge import CalibrationSet
     from .results import RunResults
     from .suites import Suite
 
     return {"suite.schema.json": Suite.model_json_schema(by_alias=True),
             "config.schema.json": Config.model_json_schema(by_alias=True),
+            "calibration.schema.json": CalibrationSet.model_json_schema(by_alias=True),
             "results.schema.json": RunResults.model_json_schema(by_alias=True, mode="serialization")}
 
 
@@ -268,6 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("results", help="results.json of a full or merged run")
     hist.add_argument("--file", default="history.jsonl")
     hist.set_defaults(fn=cmd_history)
+
+    hum = sub.add_parser("human", help="export blind pairs for human raters; import their ratings (preference, kappa, calibration)")
+    hum.add_argument("action", choices=["export", "import"])
+    hum.add_argument("paths", nargs="*", help="export: results.json; import: completed rating files (CSV or JSONL, one per rater)")
+    hum.add_argument("--out", default="human-eval", help="export: folder for pairs.csv, pairs.jsonl, mapping.json")
+    hum.add_argument("--seed", type=int, default=0, help="export: seed of the per-item order and the sample")
+    hum.add_argument("--suite", action="append", help="export: only this suite (repeatable)")
+    hum.add_argument("--criteria", default=None, help="export: rubric columns, comma-separated (default: the run's llm_rubric criteria)")
+    hum.add_argument("--limit", type=int, default=None, help="export: a seeded sample of this many items")
+    hum.add_argument("--mapping", default=None, help="import: mapping.json (default: next to the first rating file)")
+    hum.add_argument("--max-disagreement", type=float, default=0.34, help="import: flag items where more raters than this share leave the majority")
+    hum.add_argument("--output", default=None, help="import: write the summary as JSON here")
+    hum.add_argument("--append-calibration", default=None, metavar="FILE", help="import: append rated items to this *.calibration.yaml")
+    hum.set_defaults(fn=cmd_human)
 
     stop = sub.add_parser("stop", help="stop model servers a run left behind (CI cleanup)")
     common(stop)

@@ -157,6 +157,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     _session(session.config).evaluate(session.items, _is_case)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _is_case(item):
+        _session(item.config).begin_gate()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
@@ -196,7 +201,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("")
         tr.write_line("gates:")
         for g in run.gates:
-            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[g.outcome]
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "advisory": "ADVSY"}[g.outcome]
             msg = g.message.splitlines()[0][:150] if g.message else ""
             tr.write_line(f"  {mark:5} {g.name}  {msg}")
     if run.suites:

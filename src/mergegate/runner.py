@@ -6,6 +6,7 @@ benchmarks can drive it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import importlib.metadata
 import platform
@@ -19,6 +20,7 @@ from .client import GenerationStats, Job, Response, ResponseCache, generate_all
 from .config.loader import LoadedConfig
 from .errors import IncompleteError, InputError
 from .github.context import ci_from_env
+from .judge import JudgePhase, LoadedCalibration, find_calibration_files, load_calibration, run_judge_phase
 from .results import (CaseResult, CheckResult, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
                       ShardMeta, SideResult, SuiteMeta, SuiteSummary, summarize)
 from .serving import Endpoint, ServerFleet
@@ -73,21 +75,24 @@ def shard_of(position: int, total: int) -> int:
     return position % total + 1
 
 
-def score_side(case: Case, suite: LoadedSuite, gen: Generation) -> SideResult:
+def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Optional[dict[int, dict]] = None) -> SideResult:
     """Return one model's :class:`SideResult` on ``case``: every check run on ``gen``.
 
-    A failed generation fails every check with score 0 (fail closed: an error
-    never raises a mean).
+    ``judgements[check_index]``: the judge's verdict for each judge check of the
+    case, for this side. A failed generation fails every check with score 0
+    (fail closed: an error never raises a mean).
     """
     results: list[CheckResult] = []
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
                        case_id=case.id, prompt=case.input_text)
-    for spec, prepared in zip(case.checks, suite.prepared[case.id]):
+    for index, (spec, prepared) in enumerate(zip(case.checks, suite.prepared[case.id], strict=True)):
         gated = REGISTRY[spec.type].kind == "bool" or getattr(spec, "threshold", None) is not None
         if gen.error:
             results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=0.0, passed=False if gated else None,
                                        detail=f"no output: {gen.error}"))
             continue
+        if REGISTRY[spec.type].judge is not None:
+            ctx = dataclasses.replace(ctx, judgement=(judgements or {}).get(index))
         out = run_check(spec, ctx, prepared)
         results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=out.score, passed=out.passed,
                                    detail=out.detail, extra=out.extra))
@@ -114,7 +119,9 @@ def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str]
     no_go += [f"blocking case failed: {c.suite}::{c.id}" for c in cases if c.blocking and c.candidate.passed is False]
     if no_go:
         return "NO-GO", 1, no_go
-    return "GO", 0, [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed"]
+    advisory = sum(g.outcome == "advisory" for g in gates)
+    note = f"; {advisory} advisory gate(s) on an uncalibrated judge did not count" if advisory else ""
+    return "GO", 0, [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed{note}"]
 
 
 def load_shards(files: list[Path]) -> tuple[list[tuple[Path, RunResults]], int, dict[int, Path]]:
@@ -173,6 +180,7 @@ class Evaluation:
                             packages=_versions(), python=sys.version.split()[0], platform=platform.platform(),
                             command=command or sys.argv, ci=ci_from_env(), shard=shard)
         self.on_result: Optional[Callable[[Job, Response], None]] = None
+        self.judge_phase: Optional[JudgePhase] = None
 
     def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
         """Yield ``(suite, case)`` for every case this run evaluates."""
@@ -204,15 +212,20 @@ class Evaluation:
         cfg = self.loaded.config
         fleet = None
         responses: dict[tuple, Response] = {}
+        self.check_judge_configured()
+        calibration = self._calibration() if self.uses_judge() else None  # bad input surfaces before any server starts
         try:
             if endpoints is None:
                 fleet = ServerFleet(self.loaded, self.log_dir)
-                endpoints = fleet.start()
+                roles = list(cfg.serving_roles()) if self.uses_judge() else list(ROLES)
+                endpoints = fleet.start(roles)
             self._record_models(endpoints)
             cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
             try:
                 responses, self.stats = generate_all(self._jobs(endpoints), cache, cfg.generation, progress=self.progress,
                                                      on_result=self.on_result)
+                if calibration is not None:
+                    self._judge(endpoints, responses, cache, calibration)
             finally:
                 if cache is not None:
                     cache.close()
@@ -227,9 +240,50 @@ class Evaluation:
         self.cases = self._score(responses)
         return self.cases
 
+    def uses_judge(self) -> bool:
+        """Return True when a selected case has a judge check (llm_rubric, pairwise)."""
+        return any(REGISTRY[spec.type].judge for _, case in self.selected_cases() for spec in case.checks)
+
+    def check_judge_configured(self) -> None:
+        """Raise :class:`InputError` when judge checks are selected but mergegate.yaml has no ``judge``."""
+        if self.uses_judge() and self.loaded.config.judge is None:
+            ls, case = next((ls, c) for ls, c in self.selected_cases() if any(REGISTRY[s.type].judge for s in c.checks))
+            raise InputError(f"case {case.id!r} has a judge check (llm_rubric/pairwise) but mergegate.yaml has no 'judge' section",
+                             ls.path, ls.case_lines.get(case.id))
+
+    def _calibration(self) -> list[LoadedCalibration]:
+        """Return the calibration sets: the configured file, or every *.calibration.yaml of the suites folder."""
+        cal = self.loaded.config.judge.calibration  # type: ignore[union-attr]
+        if cal.file:
+            path = self.loaded.resolve(cal.file)
+            if not path.is_file():
+                raise InputError(f"judge.calibration.file {cal.file!r} does not exist", self.loaded.path)
+            return [load_calibration(path)]
+        return [load_calibration(p) for p in find_calibration_files(self.loaded.resolve(self.loaded.config.suites_dir))]
+
+    def _judge(self, endpoints: dict[str, Endpoint], responses: dict[tuple, Response], cache: Optional[ResponseCache],
+               sets: list[LoadedCalibration]) -> None:
+        """Run the judge phase over the generated outputs; its failures make the run INCOMPLETE."""
+        cfg = self.loaded.config
+        if "judge" not in endpoints:
+            self.failures.append("judge checks need a judge endpoint, and none was started")
+            return
+
+        def output(role: str, suite: str, case_id: str) -> Optional[str]:
+            r = responses.get((role, suite, case_id))
+            return None if r is None or r.error else r.text
+
+        self.judge_phase = run_judge_phase(cfg.judge, endpoints, list(self.selected_cases()), output, sets, cache,  # type: ignore[arg-type]
+                                           cfg.generation, progress=self.progress)
+        self.failures += self.judge_phase.failures
+        cal = self.judge_phase.summary.calibration if self.judge_phase.summary else None
+        if cal is not None:
+            cal.files = [_rel(Path(f), self.loaded.root) for f in cal.files]
+
     def _record_models(self, endpoints: dict[str, Endpoint]) -> None:
+        roles = self.loaded.config.serving_roles()
         for role, ep in endpoints.items():
-            spec = self.loaded.config.models[role]
+            spec = roles[role]
             ident = ep.identity or {}
             self.meta.models[role] = ModelMeta(engine=spec.engine, engine_version=ident.get("engine_version", "unknown"),
                                                model=spec.model, revision=ident.get("revision", spec.revision), served_name=ep.model,
@@ -243,7 +297,9 @@ class Evaluation:
             for role in ROLES:
                 resp = responses.get((role, ls.name, case.id))
                 gen = Generation(**resp.__dict__) if resp is not None else Generation(error="not generated")
-                sides[role] = score_side(case, ls, gen)
+                judged = self.judge_phase.judgements if self.judge_phase else {}
+                mine = {i: judged[(ls.name, case.id, i, role)] for i in range(len(case.checks)) if (ls.name, case.id, i, role) in judged}
+                sides[role] = score_side(case, ls, gen, mine)
             cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking,
                                     input=case.input_text, reference=case.reference, line=ls.case_lines.get(case.id, 0), **sides))
         return cases
@@ -298,6 +354,12 @@ class Evaluation:
                 mine = ev.stats.per_role.setdefault(role, {})
                 for k, v in counts.items():
                     mine[k] = mine.get(k, 0) + v
+        judged = [r.judge for _, r in runs if r.judge is not None]
+        if judged:  # every shard re-judged the calibration set (same items, same judge): keep one, add up the cost
+            summary = judged[0].model_copy(deep=True)
+            for field_name in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "estimated_cost_usd", "errors", "escalated"):
+                setattr(summary.usage, field_name, sum(getattr(j.usage, field_name) for j in judged))
+            ev.judge_phase = JudgePhase(summary=summary)
         ev.meta.models = first.meta.models
         ev.meta.git_commit, ev.meta.git_dirty = first.meta.git_commit, first.meta.git_dirty
         ev.meta.started_at = min(r.meta.started_at for _, r in runs)
@@ -327,7 +389,7 @@ class Evaluation:
                                                        errors=self.stats.errors, error_tolerance=self.loaded.config.generation.error_tolerance,
                                                        wall_s=round(self.stats.wall_s, 3), per_role=self.stats.per_role),
                           suites=suites, categories={k: summarize([c for c in self.cases if c.category == k]) for k in cats},
-                          gates=gates or [], cases=self.cases)
+                          gates=gates or [], cases=self.cases, judge=self.judge_phase.summary if self.judge_phase else None)
 
 
 def _rel(path: Path, root: Path) -> str:

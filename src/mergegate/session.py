@@ -45,6 +45,7 @@ class MergegateSession:
         self._by_id: dict[tuple[str, str], CaseResult] = {}
         self.run: Optional[RunResults] = None
         self.written: dict[str, Path] = {}
+        self._advisory_read = False  # the running gate read a metric of an uncalibrated, advisory judge
 
     # -- configuration and suites -------------------------------------------------
     @property
@@ -137,7 +138,14 @@ class MergegateSession:
         """Return the results view gates assert on; raise if the evaluation did not run."""
         if self.evaluation is None:
             raise MergegateError("evaluation did not run: " + ("; ".join(self.failures) or "no suites"))
-        return Results(self.evaluation.partial_results())
+        return Results(self.evaluation.partial_results(), on_advisory_read=self._mark_advisory)
+
+    def _mark_advisory(self) -> None:
+        self._advisory_read = True
+
+    def begin_gate(self) -> None:
+        """Note that a new gate starts (it has read no judge metric yet)."""
+        self._advisory_read = False
 
     # -- reporting ------------------------------------------------------------------
     def record(self, report: Any, is_gate: bool, raised: bool = False) -> None:
@@ -159,8 +167,12 @@ class MergegateSession:
             message = ""
             if report.failed or report.skipped:
                 message = _short_message(report)
+            if self._advisory_read and outcome in ("passed", "failed"):
+                # it read metrics of a judge that failed calibration: shown, never blocking
+                message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")
+                outcome = "advisory"
             previous = self.gate_reports.get(name)
-            if previous is None or previous.outcome == "passed":
+            if previous is None or previous.outcome in ("passed", "advisory"):
                 self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
 
     def finish(self, interrupted: bool) -> Optional[int]:

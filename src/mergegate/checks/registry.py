@@ -39,6 +39,8 @@ class CheckContext:
     suite_dir: Path
     case_id: str = ""
     prompt: str = ""
+    # judge checks only: this check's verdict for this side, from the judge phase (see mergegate.judge.engine)
+    judgement: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class CheckType:
     uses_reference: bool
     prepare: Optional[Callable[[Any, Path], Any]]
     doc: str
+    judge: Optional[Literal["rubric", "pairwise"]] = None
 
 
 REGISTRY: dict[str, CheckType] = {}
@@ -90,6 +93,7 @@ def check(
     kind: Literal["bool", "score"] = "bool",
     uses_reference: bool = False,
     prepare: Optional[Callable[[Any, Path], Any]] = None,
+    judge: Optional[Literal["rubric", "pairwise"]] = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as check type ``name``; returns the function unchanged.
 
@@ -97,6 +101,8 @@ def check(
     omitted, the case's ``reference``. ``prepare(spec, suite_dir)`` runs at load
     time and raises ``ValueError`` for a bad spec (e.g. a missing schema file);
     whatever it returns is passed to the function as ``prepared``.
+    ``judge``: the check reads an LLM judge's verdict (``ctx.judgement``), which
+    the run obtains for every such check before scoring.
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,7 +122,7 @@ def check(
             )
         model = create_model(f"{_camel(name)}Check", __base__=CheckSpecBase, **fields)
         model.__doc__ = (fn.__doc__ or name).strip()
-        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__)
+        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge)
         return fn
 
     return register
@@ -129,6 +135,10 @@ def _camel(name: str) -> str:
 def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> Outcome:
     """Return the :class:`Outcome` of ``spec`` on ``ctx`` (exceptions become a failed outcome)."""
     ctype = REGISTRY[spec.type]  # type: ignore[attr-defined]
+    if ctype.judge is not None and ctx.judgement is not None and ctx.judgement.get("error"):
+        # fail closed: a verdict the judge could not give is an error, never a score
+        return Outcome(score=None, passed=False if getattr(spec, "threshold", None) is not None else None,
+                       detail=f"judge error: {ctx.judgement['error']}", extra={"judge_error": True})
     kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold")}
     if "prepared" in inspect.signature(ctype.fn).parameters:
         kwargs["prepared"] = prepared

@@ -1,6 +1,8 @@
-"""Config: ``mergegate.yaml`` — the candidate, the baseline, and how to run them."""
+"""Config: ``mergegate.yaml`` — the candidate, the baseline, the judge, and how to run them."""
 
 from .loader import CONFIG_NAME, DEFAULT_CONFIG_YAML, LoadedConfig, load_config
-from .models import CacheOptions, Config, GenerationOptions, LlamaCppOptions, ModelSpec, VllmOptions
+from .models import (CacheOptions, CalibrationOptions, CascadeOptions, Config, GenerationOptions, JudgeConfig, JudgePricing,
+                     LlamaCppOptions, ModelSpec, VllmOptions)
 
-__all__ = ["CONFIG_NAME", "DEFAULT_CONFIG_YAML", "LoadedConfig", "load_config", "CacheOptions", "Config", "GenerationOptions", "LlamaCppOptions", "ModelSpec", "VllmOptions"]
+__all__ = ["CONFIG_NAME", "DEFAULT_CONFIG_YAML", "LoadedConfig", "load_config", "CacheOptions", "CalibrationOptions", "CascadeOptions",
+           "Config", "GenerationOptions", "JudgeConfig", "JudgePricing", "LlamaCppOptions", "ModelSpec", "VllmOptions"]

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..suites.models import Sampling
 
-__all__ = ["VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions", "CacheOptions", "Config", "CONFIG_FORMAT"]
+__all__ = ["VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions", "CacheOptions", "JudgePricing", "CalibrationOptions",
+           "CascadeOptions", "JudgeConfig", "Config", "CONFIG_FORMAT"]
 
 CONFIG_FORMAT = 1
 
@@ -93,6 +94,44 @@ class CacheOptions(_Strict):
     path: str = Field(default=".mergegate-cache/responses.sqlite", description="SQLite file, relative to mergegate.yaml.")
 
 
+class JudgePricing(_Strict):
+    """Price of the judge's tokens, for the report's cost estimate (0 for a self-hosted judge)."""
+
+    input_per_mtok: float = Field(default=0.0, ge=0, description="USD per million prompt tokens.")
+    output_per_mtok: float = Field(default=0.0, ge=0, description="USD per million completion tokens.")
+
+
+class CalibrationOptions(_Strict):
+    """Re-judging a human-labelled set on every run, and what an uncalibrated judge means for gates."""
+
+    file: Optional[str] = Field(default=None, description="Calibration set (default: every *.calibration.yaml in the suites folder).")
+    min_agreement: float = Field(default=0.8, ge=0, le=1, description="Agreement with the human majority below which the judge is uncalibrated.")
+    on_uncalibrated: Literal["fail", "advisory"] = Field(
+        default="fail", description="fail: gates that read judge metrics fail; advisory: they are reported but do not block.")
+
+
+class CascadeOptions(_Strict):
+    """Send a case to a stronger judge only when the first judge is uncertain."""
+
+    strong: ModelSpec
+    pricing: JudgePricing = Field(default_factory=JudgePricing, description="Price of the strong judge's tokens.")
+    margin: float = Field(default=0.1, ge=0, le=1, description="Rubric: escalate when the score is within this of the check's threshold.")
+
+
+class JudgeConfig(_Strict):
+    """The LLM judge: any OpenAI-compatible endpoint, or a model served like the candidates."""
+
+    model: ModelSpec = Field(description="The judge model. Requests always use temperature 0.")
+    pricing: JudgePricing = Field(default_factory=JudgePricing)
+    structured_output: Literal["auto", "json_schema", "llama-cpp", "none"] = Field(
+        default="auto", description="How the verdict's JSON Schema is sent: json_schema (OpenAI, vLLM), llama-cpp (json_object "
+        "with a schema grammar), none (prompt only). auto: llama-cpp for engine llama-cpp, else json_schema.")
+    max_output_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable verdict before it counts as a judge error.")
+    error_tolerance: int = Field(default=0, ge=0, description="Judge errors allowed before the run is INCOMPLETE.")
+    calibration: CalibrationOptions = Field(default_factory=CalibrationOptions)
+    cascade: Optional[CascadeOptions] = None
+
+
 class Config(_Strict):
     """The whole of ``mergegate.yaml``."""
 
@@ -103,6 +142,16 @@ class Config(_Strict):
     models: dict[Literal["candidate", "baseline"], ModelSpec]
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
     cache: CacheOptions = Field(default_factory=CacheOptions)
+    judge: Optional[JudgeConfig] = Field(default=None, description="Needed by llm_rubric and pairwise checks.")
+
+    def serving_roles(self) -> dict[str, ModelSpec]:
+        """Return every model a run serves, by role: candidate, baseline, and the judge(s) if configured."""
+        roles = {"candidate": self.models["candidate"], "baseline": self.models["baseline"]}
+        if self.judge is not None:
+            roles["judge"] = self.judge.model
+            if self.judge.cascade is not None:
+                roles["judge_strong"] = self.judge.cascade.strong
+        return roles
 
     @field_validator("models")
     @classmethod

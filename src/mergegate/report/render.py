@@ -50,12 +50,16 @@ def codeblock(text: Optional[str], limit: int = 2000) -> str:
     return f"{fence}text\n{_defang(s)}\n{fence}"
 
 
-def _fmt(value: Optional[float], pct: bool = False, signed: bool = False) -> str:
+def _fmt(value: Optional[float], pct: bool = False, signed: bool = False, digits: int = 3) -> str:
     if value is None:
         return "–"
     if pct:
         return f"{value * 100:+.1f} pt" if signed else f"{value * 100:.1f}%"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _fmt0(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.0f}"
 
 
 def _ms(value: Optional[float]) -> str:
@@ -68,7 +72,7 @@ _ENV_KW = dict(loader=jinja2.PackageLoader("mergegate.report", "templates"), tri
 
 def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(autoescape=autoescape, **_ENV_KW)
-    env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, ms=_ms)
+    env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms)
     return env
 
 

@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .models import CaseResult, Comparison, GroupSummary, SideResult
+from .models import CaseResult, Comparison, GroupSummary, PairwiseSummary, SideResult
 
 __all__ = ["summarize", "percentile"]
 
@@ -63,6 +63,40 @@ def _latencies(sides: list[SideResult]) -> dict[str, Optional[float]]:
     return {"p50": percentile(vals, 50), "p95": percentile(vals, 95), "p99": percentile(vals, 99), "mean": _mean(vals)}
 
 
+def _pairwise(cases: list[CaseResult]) -> Optional[PairwiseSummary]:
+    """Return the pairwise verdicts of ``cases`` summed up, or None when no case has a usable one."""
+    from ..judge.stats import length_controlled_win_rate, win_rate
+
+    outcomes, consistent, len_c, len_b, escalated = [], [], [], [], 0
+    for c in cases:
+        for ch in c.candidate.checks:
+            if ch.type == "pairwise" and "outcome" in ch.extra:
+                outcomes.append(ch.extra["outcome"])
+                consistent.append(bool(ch.extra["consistent"]))
+                len_c.append(len(c.candidate.generation.text))
+                len_b.append(len(c.baseline.generation.text))
+                escalated += bool(ch.extra.get("escalated"))
+    if not outcomes:
+        return None
+    return PairwiseSummary(n=len(outcomes), wins=outcomes.count("win"), losses=outcomes.count("loss"), ties=outcomes.count("tie"),
+                           win_rate=win_rate(outcomes), consistency_rate=sum(consistent) / len(consistent),
+                           lc_win_rate=length_controlled_win_rate(outcomes, len_c, len_b),
+                           mean_chars_candidate=_mean(len_c), mean_chars_baseline=_mean(len_b), escalated=escalated)
+
+
+def _rubric(cases: list[CaseResult]) -> dict[str, Comparison]:
+    """Return the mean judge score per rubric criterion (on its 1..scale), candidate vs baseline."""
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"candidate": [], "baseline": []})
+    for c in cases:
+        for role in ROLES:
+            for ch in getattr(c, role).checks:
+                if ch.type == "llm_rubric" and "scores" in ch.extra:
+                    for crit, v in ch.extra["scores"].items():
+                        scores[f"{crit}/{ch.extra['scale']}"][role].append(float(v))
+    return {k: Comparison(name=k, candidate=_mean(v["candidate"]), baseline=_mean(v["baseline"]),
+                          n=max(len(v["candidate"]), len(v["baseline"]))) for k, v in sorted(scores.items())}
+
+
 def summarize(cases: Iterable[CaseResult]) -> GroupSummary:
     """Return the aggregates of ``cases`` for both models."""
     cases = list(cases)
@@ -84,4 +118,6 @@ def summarize(cases: Iterable[CaseResult]) -> GroupSummary:
         errors={role: sum(1 for s in sides[role] if s.generation.error) for role in ROLES},
         regressions=sum(c.regressed for c in cases),
         improvements=sum(c.improved for c in cases),
+        pairwise=_pairwise(cases),
+        rubric=_rubric(cases),
     )

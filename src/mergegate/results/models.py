@@ -11,7 +11,8 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
-           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta"]
+           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta",
+           "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary"]
 
 RESULTS_SCHEMA_VERSION = 1
 # PENDING: the results of one shard (``--shard i/n``); ``mergegate merge`` decides the verdict.
@@ -108,6 +109,21 @@ class Comparison(_Model):
         return self.candidate - self.baseline
 
 
+class PairwiseSummary(_Model):
+    """Candidate vs baseline as judged pairwise, both orders per case (a win needs both orders to agree)."""
+
+    n: int = Field(description="Cases judged in both orders.")
+    wins: int = 0
+    losses: int = 0
+    ties: int = Field(default=0, description="Including every case where the two orders disagreed.")
+    win_rate: Optional[float] = Field(default=None, description="(wins + ties / 2) / n.")
+    consistency_rate: Optional[float] = Field(default=None, description="Share of cases where both orders gave the same verdict.")
+    lc_win_rate: Optional[float] = Field(default=None, description="Length-controlled win rate (see README, 'The judge').")
+    mean_chars_candidate: Optional[float] = None
+    mean_chars_baseline: Optional[float] = None
+    escalated: int = Field(default=0, description="Cases the cascade sent to the strong judge.")
+
+
 class GroupSummary(_Model):
     """Aggregates over a set of cases (a suite, a category, or all cases of a category)."""
 
@@ -118,6 +134,8 @@ class GroupSummary(_Model):
     errors: dict[str, int] = Field(default_factory=dict, description="Failed requests per role.")
     regressions: int = 0
     improvements: int = 0
+    pairwise: Optional[PairwiseSummary] = Field(default=None, description="Present when cases have a pairwise check.")
+    rubric: dict[str, Comparison] = Field(default_factory=dict, description="Mean judge score per rubric criterion, on its scale.")
 
 
 class SuiteSummary(GroupSummary):
@@ -134,7 +152,8 @@ class GateResult(_Model):
     """One gate (a pytest test over the results)."""
 
     name: str
-    outcome: Literal["passed", "failed", "error", "skipped"]
+    outcome: Literal["passed", "failed", "error", "skipped", "advisory"] = Field(
+        description="advisory: the gate read metrics of an uncalibrated judge configured as advisory; it does not block.")
     message: str = ""
 
 
@@ -217,6 +236,46 @@ class GenerationSummary(_Model):
     per_role: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
+class CalibrationSummary(_Model):
+    """How well the judge agreed with human verdicts on the calibration set, this run."""
+
+    files: list[str] = Field(default_factory=list)
+    n: int = Field(default=0, description="Items with a human majority and a judge verdict.")
+    raters: int = 0
+    agreement: Optional[float] = Field(default=None, description="Share of items where the judge's verdict equals the human majority.")
+    cohen_kappa: Optional[float] = Field(default=None, description="Judge vs human majority (scikit-learn).")
+    fleiss_kappa: Optional[float] = Field(default=None, description="Humans and judge as raters, with three or more human raters (statsmodels).")
+    human_fleiss_kappa: Optional[float] = Field(default=None, description="Among the human raters alone.")
+    min_agreement: float = 0.8
+    calibrated: bool = False
+    on_uncalibrated: str = "fail"
+    reason: str = ""
+    disagreements: list[str] = Field(default_factory=list, description="Item ids where the judge differs from the human majority.")
+
+
+class JudgeUsage(_Model):
+    """What the judge cost."""
+
+    calls: int = Field(default=0, description="Requests sent to judges (cache hits excluded).")
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+    errors: int = Field(default=0, description="Verdicts that stayed unusable after the retries.")
+    error_tolerance: int = 0
+    escalated: int = Field(default=0, description="Verdicts the cascade asked of the strong judge.")
+
+
+class JudgeSummary(_Model):
+    """The judge of this run: model, template version, usage, calibration."""
+
+    model: str
+    strong_model: Optional[str] = None
+    prompt_version: str
+    usage: JudgeUsage = Field(default_factory=JudgeUsage)
+    calibration: Optional[CalibrationSummary] = None
+
+
 class RunResults(_Model):
     """Everything a run produced: ``results.json``."""
 
@@ -229,4 +288,5 @@ class RunResults(_Model):
     suites: list[SuiteSummary] = Field(default_factory=list)
     categories: dict[str, GroupSummary] = Field(default_factory=dict, description="Per category across all suites.")
     gates: list[GateResult] = Field(default_factory=list)
+    judge: Optional[JudgeSummary] = Field(default=None, description="Present when the config has a judge.")
     cases: list[CaseResult] = Field(default_factory=list)

@@ -45,13 +45,14 @@ class ServerFleet:
         self.servers: list[ManagedServer] = []
         self.endpoints: dict[str, Endpoint] = {}
 
-    def start(self) -> dict[str, Endpoint]:
-        """Start servers (deduplicated) and return the endpoint of each role."""
+    def start(self, roles: Optional[list[str]] = None) -> dict[str, Endpoint]:
+        """Start servers (deduplicated) and return the endpoint of each role (default: every role the config serves)."""
         cfg = self.loaded.config
         by_key: dict[str, ManagedServer] = {}
         try:
-            for role in ("candidate", "baseline"):
-                spec = cfg.models[role]
+            for role, spec in cfg.serving_roles().items():
+                if roles is not None and role not in roles:
+                    continue
                 if spec.engine == "external":
                     base = spec.base_url.rstrip("/")
                     if not _answers(base + "/models"):

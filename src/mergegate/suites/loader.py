@@ -163,8 +163,12 @@ def load_suite(path: str | Path) -> LoadedSuite:
 
 
 def is_suite_file(path: Path) -> bool:
-    """Return True for ``*.yaml``/``*.yml`` files a suites folder holds (``_``-prefixed files are skipped)."""
-    return path.suffix in (".yaml", ".yml") and not path.name.startswith("_")
+    """Return True for ``*.yaml``/``*.yml`` files a suites folder holds.
+
+    Skipped: ``_``-prefixed files, and ``*.calibration.yaml`` (judge calibration
+    sets, read by :mod:`mergegate.judge.calibration`).
+    """
+    return path.suffix in (".yaml", ".yml") and not path.name.startswith("_") and not path.name.endswith(".calibration.yaml")
 
 
 def discover_suites(paths: Iterable[str | Path]) -> list[LoadedSuite]:

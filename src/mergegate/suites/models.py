@@ -85,6 +85,8 @@ class Case(_Strict):
             ctype = REGISTRY[spec.type]
             if ctype.uses_reference and getattr(spec, "value", None) is None and self.reference is None:
                 raise ValueError(f"checks[{i}] ({spec.type}) needs 'value' or a case 'reference'")
+            if getattr(spec, "use_reference", False) and self.reference is None:
+                raise ValueError(f"checks[{i}] ({spec.type}) has use_reference: true but the case has no 'reference'")
         return self
 
     def chat(self, system_prompts: list[str]) -> list[dict[str, str]]:

@@ -107,6 +107,24 @@ def test_uncalibrated_judge_configured_advisory_does_not_block(project, llama, s
     assert "advisory gate(s) on an uncalibrated judge did not count" in run["reasons"][0]
 
 
+def test_judge_key_is_used_but_never_written_and_cost_is_estimated(project, llama, scripted_judge, tmp_path, monkeypatch):
+    secret = "sk-mergegate-test-SECRET-4242"
+    monkeypatch.setenv("MG_TEST_JUDGE_KEY", secret)
+    section = _judge_section(scripted_judge.url).replace("revision: r1}", "revision: r1, api_key_env: MG_TEST_JUDGE_KEY}")
+    section += "  pricing: {input_per_mtok: 2.5, output_per_mtok: 10.0}\n"
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=section))
+    result, run = _run(project)
+    assert result.ret == 0, result.stdout.str()
+    assert scripted_judge.auth == {f"Bearer {secret}"}
+    written = [p for p in (project.path / "results").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if secret in p.read_text(errors="replace")]
+    assert secret not in result.stdout.str() + result.stderr.str()
+    u = run["judge"]["usage"]
+    assert u["prompt_tokens"] > 0 and u["estimated_cost_usd"] == pytest.approx(
+        u["prompt_tokens"] / 1e6 * 2.5 + u["completion_tokens"] / 1e6 * 10.0, abs=1e-6)
+    assert f"${u['estimated_cost_usd']:.4f}" in (project.path / "results" / "report.md").read_text()
+
+
 def test_judge_errors_make_the_run_incomplete(project, llama, scripted_judge, tmp_path):
     scripted_judge.mode = "garbage"
     project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=_judge_section(scripted_judge.url)))

@@ -112,6 +112,8 @@ def test_parse_takes_the_last_valid_verdict_and_names_problems():
     with pytest.raises(JudgeParseError, match="missing scores"):
         parse_rubric('{"reason": "", "scores": {"tone": 3}}', ["accuracy"], 5)
     assert parse_rubric('{"reason": "ok", "scores": {"accuracy": 4, "extra": 1}}', ["accuracy"], 5).scores == {"accuracy": 4}
+    # a raw newline inside the reason (seen from the bundled SmolLM2) is still a verdict
+    assert parse_rubric('{"reason": "not help.\n" ,"scores":{"accuracy": 2} }', ["accuracy"], 5).scores == {"accuracy": 2}
 
 
 def test_outputs_are_fenced_and_cannot_close_their_fence():

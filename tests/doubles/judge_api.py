@@ -46,6 +46,7 @@ class ScriptedJudge:
         self.quote = quote
         self.garbage_first = garbage_first
         self.requests: list[dict[str, Any]] = []
+        self.auth: set[str] = set()  # Authorization headers seen
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
         self.url = ""
@@ -100,6 +101,7 @@ def serve(judge: ScriptedJudge) -> ThreadingHTTPServer:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            judge.auth.add(self.headers.get("Authorization", ""))
             text = judge.verdict(body)
             self._send({"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
                         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],

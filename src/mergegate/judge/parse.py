@@ -32,7 +32,8 @@ class PairwiseVerdict(BaseModel):
 
 def _objects(text: str) -> list[Any]:
     """Return every JSON object that starts somewhere in ``text``, in order."""
-    decoder, found, i = json.JSONDecoder(), [], text.find("{")
+    # strict=False: judges put raw newlines inside their "reason" strings; that is no reason to reject a verdict
+    decoder, found, i = json.JSONDecoder(strict=False), [], text.find("{")
     while i != -1:
         try:
             obj, end = decoder.raw_decode(text, i)

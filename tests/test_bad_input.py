@@ -84,7 +84,7 @@ def test_shipped_config_and_suites_are_valid(capsys):
     root = Path(__file__).resolve().parents[1]
     assert main(["validate", "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 5 suite(s)") and out.rstrip().endswith("1 calibration set(s)")
+    assert out.startswith("ok: 8 suite(s)") and out.rstrip().endswith("1 calibration set(s)")
 
 
 def test_a_bad_calibration_file_names_file_and_line(tmp_path, capsys):

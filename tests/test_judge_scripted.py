@@ -49,7 +49,7 @@ def _phase(tmp_path: Path, judge: ScriptedJudge, outputs: dict, strong: Scripted
     endpoints = {"judge": _endpoint(judge)}
     if strong:
         endpoints["judge_strong"] = _endpoint(strong, "judge_strong")
-    return run_judge_phase(cfg, endpoints, [(ls, c) for c in ls.suite.cases], lambda role, s, cid: outputs[(role, cid)],
+    return run_judge_phase(cfg, endpoints, [(ls, c) for c in ls.suite.cases], lambda role, s, cid, turn=None: outputs[(role, cid)],
                            list(calibration), cache, GenerationOptions(concurrency=4, max_retries=0), progress=False)
 
 

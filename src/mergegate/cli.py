@@ -1,4 +1,4 @@
-"""The ``mergegate`` command: run, merge, comment, history, human, serve, stop, validate, schema.
+"""The ``mergegate`` command: run, merge, comment, history, human, contamination, split, serve, stop, validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
 """
@@ -64,6 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.shard:
         parse_shard(args.shard)  # a malformed --shard is a one-line error before anything starts
         extra += ["--mergegate-shard", args.shard]
+    if args.sample is not None:
+        if args.sample < 1:
+            raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
+        extra += ["--mergegate-sample", str(args.sample)]
     return _pytest_session(args, extra)
 
 
@@ -241,6 +245,60 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contamination(args: argparse.Namespace) -> int:
+    """Print, per suite, the cases whose text (input or reference) shares an n-gram with the training files; exit 0."""
+    from .contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
+
+    loaded = load_config(args.config, args.root)
+    suites = discover_suites(args.suites or [loaded.resolve(loaded.config.suites_dir)])
+    opts = loaded.config.contamination
+    ns = args.n or opts.n
+    if any(n < 1 for n in ns):
+        raise InputError("--n: n-gram sizes must be at least 1")
+    files = resolve_training_files(args.train, Path.cwd())
+    report = find_overlaps([case_texts(ls.name, c) for ls in suites for c in ls.suite.cases],
+                           iter_training_texts(files, args.field or opts.fields or None), ns, opts.min_words)
+    summary = summary_of(report, opts.on_contaminated, Path.cwd())
+    print(f"read {report.records:,} training record(s) from {len(files)} file(s) in {report.seconds:.1f} s; "
+          f"n-gram sizes {', '.join(map(str, report.ns))} (a case counts at n={min(report.ns)})")
+    width = max([len(s) for s in summary["per_suite"]] + [5])
+    for suite, (bad, total) in sorted(summary["per_suite"].items()):
+        print(f"  {suite:<{width}}  {bad:>4} / {total:<4} contaminated ({bad / total:.0%})" if total else f"  {suite:<{width}}  no case")
+    for c in summary["cases"]:
+        print(f"  CONTAMINATED {c['suite']}::{c['id']}  {c['matched_ngrams']}/{c['ngrams']} n-gram(s), first in {c['first_match']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    """Split a JSONL file into train/val/test (or the given splits) by a stable hash of one field; print the counts."""
+    from .contamination import split_file
+
+    fractions = []
+    for item in args.ratios:
+        name, _, value = item.partition("=")
+        try:
+            frac = float(value)
+        except ValueError:
+            raise InputError(f"--ratios wants NAME=FRACTION such as train=0.8, got {item!r}") from None
+        if not name or frac <= 0:
+            raise InputError(f"--ratios: {item!r} needs a name and a positive fraction")
+        fractions.append((name, frac))
+    src = Path(args.input)
+    if not src.is_file():
+        raise InputError(f"{src} does not exist")
+    try:
+        counts = split_file(src, Path(args.out), args.key, fractions, args.salt)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    total = sum(counts.values())
+    print(", ".join(f"{name}: {n} ({n / total:.1%})" if total else f"{name}: 0" for name, n in counts.items())
+          + f"  -> {args.out}/")
+    return 0
+
+
 def schemas() -> dict[str, dict]:
     """Return the JSON Schemas generated from the pydantic models, by file name."""
     from .config import Config
@@ -290,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", default=None, help="pytest -k expression to select suites or cases")
     run.add_argument("--shard", default=None, metavar="I/N", help="evaluate shard I of N only (1-based); combine with mergegate merge")
     run.add_argument("--history", default=None, metavar="JSONL", help="main-line history file, for the report's trend")
+    run.add_argument("--sample", type=int, default=None, metavar="N",
+                     help="a seeded, category-stratified sample of N cases (cheap PR runs; intervals account for it)")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
     run.set_defaults(fn=cmd_run)
 
@@ -349,6 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     common(val)
     val.add_argument("paths", nargs="*", help="suite files or folders (default: the suites folder)")
     val.set_defaults(fn=cmd_validate)
+
+    con = sub.add_parser("contamination", help="find eval cases whose text appears in training data (word n-gram overlap)")
+    common(con)
+    con.add_argument("--train", nargs="+", required=True, metavar="PATH", help="training files (JSONL or text; globs allowed)")
+    con.add_argument("--n", nargs="+", type=int, default=None, help="n-gram sizes (default: the config's contamination.n, 13)")
+    con.add_argument("--field", nargs="+", default=None, help="JSONL fields to read (default: every string value)")
+    con.add_argument("--json", default=None, metavar="FILE", help="also write the findings as JSON")
+    con.add_argument("--suites", nargs="+", default=None, help="suite files or folders (default: the config's suites_dir)")
+    con.set_defaults(fn=cmd_contamination)
+
+    spl = sub.add_parser("split", help="assign each JSONL example to train/val/test by a stable hash of one field")
+    spl.add_argument("input", help="JSONL file")
+    spl.add_argument("--key", required=True, help="field whose value decides the split (e.g. id, or prompt to keep duplicates together)")
+    spl.add_argument("--out", required=True, help="folder for <split>.jsonl")
+    spl.add_argument("--ratios", nargs="+", default=["train=0.8", "val=0.1", "test=0.1"], metavar="NAME=FRACTION")
+    spl.add_argument("--salt", default="", help="change it to draw a different (still stable) split")
+    spl.set_defaults(fn=cmd_split)
 
     sch = sub.add_parser("schema", help="write the JSON Schemas of suites, config and results")
     sch.add_argument("--dir", default="schema")

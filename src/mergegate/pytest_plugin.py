@@ -13,7 +13,7 @@ from typing import Any, Optional
 import pytest
 
 from .errors import InputError, MergegateError
-from .results import CaseResult, SuiteView
+from .results import CaseResult, InsufficientEvidence, SuiteView
 from .session import MergegateSession
 from .suites import Case, LoadedSuite
 
@@ -26,6 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mergegate-output", default=None, help="folder for results.json and reports (default: the config's output_dir)")
     group.addoption("--mergegate-no-progress", action="store_true", help="no progress bar while generating")
     group.addoption("--mergegate-shard", default=None, metavar="I/N", help="evaluate only shard I of N of the selected cases (no gates)")
+    group.addoption("--mergegate-sample", default=None, type=int, metavar="N",
+                    help="evaluate a seeded, category-stratified sample of N of the selected cases (intervals account for it)")
     group.addoption("--mergegate-merge", action="append", default=None, metavar="RESULTS_JSON",
                     help="take case results from these shard results.json files instead of the models (repeatable)")
     group.addoption("--mergegate-history", default=None, metavar="JSONL", help="the main line's history, for the report's trend")
@@ -40,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("--mergegate-config"), Path(str(config.rootpath)), config.getoption("--mergegate-output"),
         progress=not config.getoption("--mergegate-no-progress"), command=list(sys.argv),
         shard=config.getoption("--mergegate-shard"), merge_from=config.getoption("--mergegate-merge"),
-        history=config.getoption("--mergegate-history"))
+        history=config.getoption("--mergegate-history"), sample=config.getoption("--mergegate-sample"))
 
 
 def _session(config: pytest.Config) -> MergegateSession:
@@ -142,7 +144,9 @@ def _is_case(item: Any) -> bool:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     ms = _session(config)
     try:
-        kept, dropped = ms.select_shard(items, _is_case)
+        kept, dropped = ms.select_sample(items, _is_case)
+        more_kept, more_dropped = ms.select_shard(kept, _is_case)
+        kept, dropped = more_kept, dropped + more_dropped
     except MergegateError as exc:
         raise pytest.UsageError(str(exc)) from None
     if dropped:
@@ -168,7 +172,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = outcome.get_result()
     if not _is_case(item):
         raised = call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.skip.Exception))
-        _session(item.config).record(report, is_gate=True, raised=raised)
+        insufficient = call.excinfo is not None and call.excinfo.errisinstance(InsufficientEvidence)
+        _session(item.config).record(report, is_gate=True, raised=raised, insufficient=insufficient)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -201,7 +206,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("")
         tr.write_line("gates:")
         for g in run.gates:
-            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "advisory": "ADVSY"}[g.outcome]
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "advisory": "ADVSY",
+                    "insufficient": "INSUF"}[g.outcome]
             msg = g.message.splitlines()[0][:150] if g.message else ""
             tr.write_line(f"  {mark:5} {g.name}  {msg}")
     if run.suites:

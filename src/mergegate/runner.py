@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from .checks import CheckContext, REGISTRY, run_check
+from .checks.tools import tools_prompt
+from .contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
 from .client import GenerationStats, Job, Response, ResponseCache, generate_all
 from .config.loader import LoadedConfig
+from .config.models import ModelSpec
 from .errors import IncompleteError, InputError
 from .github.context import ci_from_env
 from .judge import JudgePhase, LoadedCalibration, find_calibration_files, load_calibration, run_judge_phase
-from .results import (CaseResult, CheckResult, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
-                      ShardMeta, SideResult, SuiteMeta, SuiteSummary, summarize)
+from .results import (BenchmarkResult, CaseResult, CheckResult, ContaminationSummary, Generation, GenerationSummary, GateResult, ModelMeta, RunMeta, RunResults,
+                      SampleMeta, ShardMeta, SideResult, SuiteMeta, SuiteSummary, summarize)
+from .results.aggregate import population
 from .serving import Endpoint, ServerFleet
 from .suites import Case, LoadedSuite, Sampling
 
@@ -84,7 +88,7 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
     """
     results: list[CheckResult] = []
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
-                       case_id=case.id, prompt=case.input_text)
+                       case_id=case.id, prompt=case.input_text, tool_calls=gen.tool_calls)
     for index, (spec, prepared) in enumerate(zip(case.checks, suite.prepared[case.id], strict=True)):
         gated = REGISTRY[spec.type].kind == "bool" or getattr(spec, "threshold", None) is not None
         if gen.error:
@@ -93,6 +97,9 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
             continue
         if REGISTRY[spec.type].judge is not None:
             ctx = dataclasses.replace(ctx, judgement=(judgements or {}).get(index))
+        if spec.turn is not None and gen.turns:
+            ctx = dataclasses.replace(ctx, output=gen.turns[spec.turn - 1], prompt=case.turn_text(spec.turn),
+                                      tool_calls=gen.tool_calls if spec.turn == case.n_turns else None)
         out = run_check(spec, ctx, prepared)
         results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=out.score, passed=out.passed,
                                    detail=out.detail, extra=out.extra))
@@ -101,11 +108,13 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
     return SideResult(generation=gen, checks=results, passed=passed)
 
 
-def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str], errors: int, tolerance: int) -> tuple[str, int, list[str]]:
+def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str], errors: int, tolerance: int,
+           insufficient_blocks: bool = False) -> tuple[str, int, list[str]]:
     """Return ``(verdict, exit_code, reasons)``.
 
     INCOMPLETE (2) when anything kept the evaluation from completing, never GO;
-    NO-GO (1) when a gate or a blocking case failed; GO (0) otherwise.
+    NO-GO (1) when a gate or a blocking case failed (or a gate lacked evidence,
+    with ``insufficient_blocks``); GO (0) otherwise.
     """
     reasons = list(failures)
     if errors > tolerance:
@@ -117,11 +126,17 @@ def decide(cases: list[CaseResult], gates: list[GateResult], failures: list[str]
         return "INCOMPLETE", 2, reasons
     no_go = [f"gate failed: {g.name}" for g in gates if g.outcome == "failed"]
     no_go += [f"blocking case failed: {c.suite}::{c.id}" for c in cases if c.blocking and c.candidate.passed is False]
+    unsure = [g for g in gates if g.outcome == "insufficient"]
+    if insufficient_blocks:
+        no_go += [f"insufficient evidence (stats.insufficient_evidence: block): {g.name}" for g in unsure]
     if no_go:
         return "NO-GO", 1, no_go
     advisory = sum(g.outcome == "advisory" for g in gates)
     note = f"; {advisory} advisory gate(s) on an uncalibrated judge did not count" if advisory else ""
-    return "GO", 0, [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed{note}"]
+    reasons = [f"{sum(g.outcome == 'passed' for g in gates)} gate(s) passed, no blocking case failed{note}"]
+    if unsure:
+        reasons.append(f"{len(unsure)} gate(s) had insufficient evidence (the suite is too small to tell); not blocking")
+    return "GO", 0, reasons
 
 
 def load_shards(files: list[Path]) -> tuple[list[tuple[Path, RunResults]], int, dict[int, Path]]:
@@ -163,7 +178,7 @@ class Evaluation:
 
     def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
                  *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None,
-                 shard: Optional[ShardMeta] = None):
+                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None):
         self.loaded = loaded
         self.suites = suites
         self.selection = selection
@@ -178,9 +193,12 @@ class Evaluation:
                             git_dirty=(lambda s: None if s is None else bool(s))(_git(loaded.root, "status", "--porcelain")),
                             config_file=str(loaded.path) if loaded.path else None, config_sha256=loaded.sha256,
                             packages=_versions(), python=sys.version.split()[0], platform=platform.platform(),
-                            command=command or sys.argv, ci=ci_from_env(), shard=shard)
+                            command=command or sys.argv, ci=ci_from_env(), shard=shard, sample=sample,
+                            stats=loaded.config.stats.model_dump())
         self.on_result: Optional[Callable[[Job, Response], None]] = None
         self.judge_phase: Optional[JudgePhase] = None
+        self.contamination: Optional[ContaminationSummary] = None
+        self.benchmarks: list[BenchmarkResult] = []
 
     def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
         """Yield ``(suite, case)`` for every case this run evaluates."""
@@ -189,10 +207,25 @@ class Evaluation:
                 if self.selection is None or (ls.name, case.id) in self.selection:
                     yield ls, case
 
-    def _jobs(self, endpoints: dict[str, Endpoint]) -> list[Job]:
-        jobs = []
+    def _jobs(self, endpoints: dict[str, Endpoint], turn: int = 1,
+              responses: Optional[dict[tuple, Response]] = None) -> tuple[list[Job], dict[tuple, Response]]:
+        """Return the requests for ``turn`` of every case that has it, and the responses decided without a request.
+
+        A multi-turn case's later turns carry the same model's earlier answers;
+        when one of those failed, the turn is not sent and fails too.
+        """
+        jobs: list[Job] = []
+        failed: dict[tuple, Response] = {}
         for ls, case in self.selected_cases():
+            if case.n_turns < turn:
+                continue
             for role in ROLES:
+                key = (role, ls.name, case.id) if turn == case.n_turns else (role, ls.name, case.id, turn)
+                earlier = [(responses or {}).get((role, ls.name, case.id, k)) for k in range(1, turn)]
+                broken = next(((k, r) for k, r in enumerate(earlier, 1) if r is None or r.error), None)
+                if broken is not None:
+                    failed[key] = Response(error=f"turn {broken[0]} failed: {broken[1].error if broken[1] else 'not generated'}")
+                    continue
                 ep = endpoints[role]
                 spec = self.loaded.config.models[role]
                 sampling: Sampling = spec.sampling
@@ -200,8 +233,15 @@ class Evaluation:
                 if case.sampling is not None:
                     sampling = case.sampling.merged_over(sampling)
                 systems = [s for s in (ep.system_prompt, ls.suite.defaults.system_prompt) if s]
-                jobs.append(Job((role, ls.name, case.id), ep, case.chat(systems), sampling.model_dump()))
-        return jobs
+                offered = ls.suite.tools_of(case)
+                tools = [t.model_dump() for t in offered] if offered else None
+                if tools and spec.tool_format == "prompt":
+                    systems.append(tools_prompt(tools))
+                    tools = None
+                answers = [r.text for r in earlier] if earlier else None  # type: ignore[union-attr]
+                jobs.append(Job(key, ep, case.chat(systems, answers), sampling.model_dump(), tools,
+                                ls.suite.tool_choice_of(case) if tools else None))
+        return jobs, failed
 
     def run(self, endpoints: Optional[dict[str, Endpoint]] = None) -> list[CaseResult]:
         """Serve (unless ``endpoints`` are given), generate everything, score; return the case results.
@@ -214,6 +254,7 @@ class Evaluation:
         responses: dict[tuple, Response] = {}
         self.check_judge_configured()
         calibration = self._calibration() if self.uses_judge() else None  # bad input surfaces before any server starts
+        self.check_contamination()
         try:
             if endpoints is None:
                 fleet = ServerFleet(self.loaded, self.log_dir)
@@ -222,10 +263,17 @@ class Evaluation:
             self._record_models(endpoints)
             cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
             try:
-                responses, self.stats = generate_all(self._jobs(endpoints), cache, cfg.generation, progress=self.progress,
-                                                     on_result=self.on_result)
+                # one concurrent batch per turn: turn k of a multi-turn case needs the model's answer to turn k-1
+                for turn in range(1, max((c.n_turns for _, c in self.selected_cases()), default=1) + 1):
+                    jobs, failed = self._jobs(endpoints, turn, responses)
+                    got, stats = generate_all(jobs, cache, cfg.generation, progress=self.progress, on_result=self.on_result)
+                    responses.update(got)
+                    responses.update(failed)
+                    self.stats = stats if turn == 1 else self.stats.merged(stats)
                 if calibration is not None:
                     self._judge(endpoints, responses, cache, calibration)
+                if cfg.benchmarks is not None and (self.meta.shard is None or self.meta.shard.index == 1):
+                    self._benchmarks(endpoints)  # sharded runs: shard 1 runs them once
             finally:
                 if cache is not None:
                     cache.close()
@@ -238,6 +286,77 @@ class Evaluation:
             if fleet is not None:
                 fleet.stop()
         self.cases = self._score(responses)
+        return self.cases
+
+    def _benchmarks(self, endpoints: dict[str, Endpoint]) -> None:
+        """Run the configured lm-eval tasks on both models (and references); a task that did not run makes the run INCOMPLETE."""
+        from .benchmarks import Target, run_benchmarks
+        from .serving import ManagedServer, free_port, resolve_model_path
+        from .serving.engines import build_command, identity, ready_path, request_extras, served_model
+
+        cfg = self.loaded.config
+        opts = cfg.benchmarks
+        started: dict[str, ManagedServer] = {}  # scoring and reference servers, by what they serve
+
+        def server(key: str, name: str, cmd: list[str], ready: str) -> ManagedServer:
+            if key not in started:
+                started[key] = ManagedServer(name, cmd, ready.format(port=cmd[cmd.index("--port") + 1]), self.log_dir / f"{name}.log")
+                started[key].start(cfg.generation.server_start_timeout_s)
+            return started[key]
+
+        def target(role: str, spec: ModelSpec, ep: Endpoint) -> Target:
+            completions, tokenizer = None, "remote"
+            gguf = spec.scoring_model or (spec.model if spec.engine == "llama-cpp" else None)
+            if spec.engine == "vllm":
+                completions, tokenizer = ep.base_url + "/completions", "huggingface"
+            elif gguf:
+                path = resolve_model_path(gguf, self.loaded.root)
+                port = str(free_port())
+                s = server("scorer:" + path, f"scorer-{role.replace(':', '-')}", [sys.executable, "-m", "mergegate.serving.logprobs",
+                           "--model", path, "--alias", ep.model, "--port", port], "http://127.0.0.1:{port}/v1/models")
+                completions = s.ready_url.rsplit("/", 1)[0] + "/completions"
+            return Target(role, ep.model, ep.base_url + "/chat/completions", completions, tokenizer,
+                          ep.identity or {"model": spec.model, "engine": spec.engine}, ep.system_prompt, dict(ep.extra_body))
+
+        try:
+            targets = {role: target(role, cfg.models[role], endpoints[role]) for role in ROLES}
+            for label, spec in opts.references.items():  # type: ignore[union-attr]
+                role = f"ref:{label}"
+                if spec.engine == "external":
+                    base = spec.base_url.rstrip("/")  # type: ignore[union-attr]
+                    path = spec.model
+                else:
+                    path = resolve_model_path(spec.model, self.loaded.root)
+                    port = free_port()
+                    s = server(f"model:{spec.engine}:{path}", f"reference-{label}", build_command(spec, role, path, port),
+                               "http://127.0.0.1:{port}" + ready_path(spec.engine))
+                    base = s.ready_url.split("/v1")[0].split("/health")[0] + "/v1"
+                ep = Endpoint(role, base, served_model(spec, role), spec.engine, "EMPTY", identity(spec, role, path), spec.system_prompt,
+                              request_extras(spec.engine))
+                targets[role] = target(role, spec, ep)
+            cache_dir = self.loaded.resolve(cfg.cache.path).parent / "lm-eval"
+            run = run_benchmarks(targets, opts, self.output_dir / "lm-eval", cache_dir, self.log_dir)  # type: ignore[arg-type]
+        finally:
+            for s in started.values():
+                s.stop()
+        self.benchmarks = run.results
+        self.failures += run.failures
+
+    def check_contamination(self) -> None:
+        """Scan the candidate's ``training_data`` for every selected case's n-grams (streamed; InputError for a missing file)."""
+        cand = self.loaded.config.models["candidate"]
+        if not cand.training_data:
+            return
+        opts = self.loaded.config.contamination
+        files = resolve_training_files(cand.training_data, self.loaded.root, self.loaded.path)
+        report = find_overlaps([case_texts(ls.name, case) for ls, case in self.selected_cases()],
+                               iter_training_texts(files, opts.fields or None), opts.n, opts.min_words)
+        self.contamination = ContaminationSummary(**summary_of(report, opts.on_contaminated, self.loaded.root))
+
+    def counted_cases(self) -> list[CaseResult]:
+        """Return the cases that count toward metrics, gates and blocking (contaminated ones left out when configured)."""
+        if self.contamination is not None and self.contamination.on_contaminated == "exclude":
+            return [c for c in self.cases if not c.contaminated]
         return self.cases
 
     def uses_judge(self) -> bool:
@@ -269,8 +388,10 @@ class Evaluation:
             self.failures.append("judge checks need a judge endpoint, and none was started")
             return
 
-        def output(role: str, suite: str, case_id: str) -> Optional[str]:
-            r = responses.get((role, suite, case_id))
+        def output(role: str, suite: str, case_id: str, turn: Optional[int] = None) -> Optional[str]:
+            r = responses.get((role, suite, case_id) if turn is None else (role, suite, case_id, turn))
+            if r is None and turn is not None:  # the last turn is stored under the plain key
+                r = responses.get((role, suite, case_id))
             return None if r is None or r.error else r.text
 
         self.judge_phase = run_judge_phase(cfg.judge, endpoints, list(self.selected_cases()), output, sets, cache,  # type: ignore[arg-type]
@@ -297,10 +418,15 @@ class Evaluation:
             for role in ROLES:
                 resp = responses.get((role, ls.name, case.id))
                 gen = Generation(**resp.__dict__) if resp is not None else Generation(error="not generated")
+                if case.n_turns > 1:
+                    gen.turns = [getattr(responses.get((role, ls.name, case.id, k)), "text", "") for k in range(1, case.n_turns)] + [gen.text]
                 judged = self.judge_phase.judgements if self.judge_phase else {}
                 mine = {i: judged[(ls.name, case.id, i, role)] for i in range(len(case.checks)) if (ls.name, case.id, i, role) in judged}
                 sides[role] = score_side(case, ls, gen, mine)
-            cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking,
+            flagged = None if self.contamination is None else any(
+                (x.suite, x.id) == (ls.name, case.id) for x in self.contamination.cases)
+            cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,
+                                    contaminated=flagged,
                                     input=case.input_text, reference=case.reference, line=ls.case_lines.get(case.id, 0), **sides))
         return cases
 
@@ -308,7 +434,16 @@ class Evaluation:
         """Return the complete :class:`RunResults` with the verdict decided."""
         all_failures = self.failures + list(failures)
         tolerance = self.loaded.config.generation.error_tolerance
-        verdict, code, reasons = decide(self.cases, gates, all_failures, self.stats.errors, tolerance)
+        verdict, code, reasons = decide(self.counted_cases(), gates, all_failures, self.stats.errors, tolerance,
+                                        self.loaded.config.stats.insufficient_evidence == "block")
+        bad = self.contamination.cases if self.contamination is not None else []
+        if bad and verdict != "INCOMPLETE":
+            if self.contamination.on_contaminated == "fail":  # type: ignore[union-attr]
+                reasons = reasons if verdict == "NO-GO" else []  # a GO's reasons ("n gates passed") no longer hold
+                verdict, code = "NO-GO", 1
+                reasons.append(f"{len(bad)} eval case(s) found in the candidate's training data (contamination.on_contaminated: fail)")
+            elif self.contamination.on_contaminated == "exclude":  # type: ignore[union-attr]
+                reasons.append(f"{len(bad)} contaminated case(s) left out of metrics and gates")
         empty_shard = self.meta.shard is not None and not self.cases and not all_failures and self.stats.errors <= tolerance
         if self.meta.shard is not None and (verdict != "INCOMPLETE" or empty_shard):
             # a shard sees a slice of the cases: gates and blocking cases are decided by `mergegate merge`
@@ -354,6 +489,16 @@ class Evaluation:
                 mine = ev.stats.per_role.setdefault(role, {})
                 for k, v in counts.items():
                     mine[k] = mine.get(k, 0) + v
+        ev.benchmarks = next((r.benchmarks for _, r in runs if r.benchmarks), [])
+        checked = [r.contamination for _, r in runs if r.contamination is not None]
+        if checked:  # each shard checked its own cases against the same training data
+            merged = checked[0].model_copy(deep=True)
+            merged.cases = [c for x in checked for c in x.cases]
+            merged.per_suite = {}
+            for x in checked:
+                for s, (a, b) in x.per_suite.items():
+                    merged.per_suite[s] = [merged.per_suite.get(s, [0, 0])[0] + a, merged.per_suite.get(s, [0, 0])[1] + b]
+            ev.contamination = merged
         judged = [r.judge for _, r in runs if r.judge is not None]
         if judged:  # every shard re-judged the calibration set (same items, same judge): keep one, add up the cost
             summary = judged[0].model_copy(deep=True)
@@ -361,6 +506,7 @@ class Evaluation:
                 setattr(summary.usage, field_name, sum(getattr(j.usage, field_name) for j in judged))
             ev.judge_phase = JudgePhase(summary=summary)
         ev.meta.models = first.meta.models
+        ev.meta.sample = first.meta.sample  # every shard drew the same sample (same seed, same cases)
         ev.meta.git_commit, ev.meta.git_dirty = first.meta.git_commit, first.meta.git_dirty
         ev.meta.started_at = min(r.meta.started_at for _, r in runs)
         ev.meta.merged_from = [str(f) for f, _ in runs]
@@ -370,26 +516,29 @@ class Evaluation:
                         gates: Optional[list[GateResult]] = None) -> RunResults:
         """Return the results so far (gates read these while the verdict is still open)."""
         suites = []
+        st, pop = self.loaded.config.stats, population(self.meta.sample)
+        counted = self.counted_cases()
         for ls in self.suites:
-            mine = [c for c in self.cases if c.suite == ls.name]
+            mine = [c for c in counted if c.suite == ls.name]
             if not mine:
                 continue
-            group = summarize(mine)
+            group = summarize(mine, st, pop)
             cats = sorted({c.category for c in mine})
             suites.append(SuiteSummary(name=ls.name, version=ls.suite.version, role=ls.suite.role, task=ls.suite.task,
-                                       categories={k: summarize([c for c in mine if c.category == k]) for k in cats},
+                                       categories={k: summarize([c for c in mine if c.category == k], st, pop) for k in cats},
                                        **group.model_dump(exclude={"pass_rate", "metrics", "latency_ms"}),
                                        pass_rate=group.pass_rate, metrics=group.metrics, latency_ms=group.latency_ms))
         self.meta.suites = [SuiteMeta(name=ls.name, version=ls.suite.version, file=_rel(ls.path, self.loaded.root), sha256=ls.sha256,
                                       cases=sum(1 for c in self.cases if c.suite == ls.name)) for ls in self.suites]
         self.meta.finished_at = _now()
-        cats = sorted({c.category for c in self.cases})
+        cats = sorted({c.category for c in counted})
         return RunResults(verdict=verdict, exit_code=exit_code, reasons=reasons or [], meta=self.meta,
                           generation=GenerationSummary(requests_sent=self.stats.requests_sent, cache_hits=self.stats.cache_hits,
                                                        errors=self.stats.errors, error_tolerance=self.loaded.config.generation.error_tolerance,
                                                        wall_s=round(self.stats.wall_s, 3), per_role=self.stats.per_role),
-                          suites=suites, categories={k: summarize([c for c in self.cases if c.category == k]) for k in cats},
-                          gates=gates or [], cases=self.cases, judge=self.judge_phase.summary if self.judge_phase else None)
+                          suites=suites, categories={k: summarize([c for c in counted if c.category == k], st, pop) for k in cats},
+                          gates=gates or [], cases=self.cases, judge=self.judge_phase.summary if self.judge_phase else None,
+                          contamination=self.contamination, benchmarks=self.benchmarks)
 
 
 def _rel(path: Path, root: Path) -> str:

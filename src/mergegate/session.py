@@ -25,9 +25,12 @@ class MergegateSession:
     """Collects suites, runs the evaluation before the first test, decides the verdict at the end."""
 
     def __init__(self, config_path: Optional[str], root: Path, output_dir: Optional[str], progress: bool, command: list[str],
-                 shard: Optional[str] = None, merge_from: Optional[list[str]] = None, history: Optional[str] = None):
+                 shard: Optional[str] = None, merge_from: Optional[list[str]] = None, history: Optional[str] = None,
+                 sample: Optional[int] = None):
         self._config_path = config_path
         self._shard_text = shard
+        self.sample_size = sample
+        self.sample_meta = None
         self.merge_from = [Path(p) for p in merge_from or []]
         self.history_path = Path(history) if history else None
         self.root = root
@@ -46,6 +49,8 @@ class MergegateSession:
         self.run: Optional[RunResults] = None
         self.written: dict[str, Path] = {}
         self._advisory_read = False  # the running gate read a metric of an uncalibrated, advisory judge
+        self._findings: list[Any] = []  # what regressed()/improved() concluded in the running gate
+        self.gate_findings: dict[str, list[Any]] = {}
 
     # -- configuration and suites -------------------------------------------------
     @property
@@ -81,6 +86,27 @@ class MergegateSession:
     def shard(self):
         """Return this session's :class:`ShardMeta`, or None when it evaluates every selected case."""
         return parse_shard(self._shard_text) if self._shard_text else None
+
+    def select_sample(self, items: list[Any], is_case: Any) -> tuple[list[Any], list[Any]]:
+        """Return ``(kept, deselected)``: a seeded sample of the case items, stratified by suite and category."""
+        if self.sample_size is None:
+            return items, []
+        from .results import SampleMeta
+        from .stats import stratified_sample
+
+        if self.sample_size < 1:
+            raise InputError(f"--sample wants a positive number of cases, got {self.sample_size}")
+        self.active = True
+        cases = [it for it in items if is_case(it)]
+        strata = [(it.suite.name, it.case.category) for it in cases]
+        population: dict[str, dict[str, int]] = {}
+        for suite, cat in strata:
+            population.setdefault(suite, {}).setdefault(cat, 0)
+            population[suite][cat] += 1
+        chosen = {id(cases[i]) for i in stratified_sample(strata, self.sample_size, self.loaded.config.stats.seed)}
+        self.sample_meta = SampleMeta(size=len(chosen), seed=self.loaded.config.stats.seed, population=population)
+        kept = [it for it in items if not is_case(it) or id(it) in chosen]
+        return kept, [it for it in items if is_case(it) and id(it) not in chosen]
 
     def select_shard(self, items: list[Any], is_case: Any) -> tuple[list[Any], list[Any]]:
         """Return ``(kept, deselected)``: this shard's case items; gates wait for ``mergegate merge``."""
@@ -118,7 +144,7 @@ class MergegateSession:
                 self.evaluation = Evaluation.from_shards(self.loaded, suites, self.merge_from, selection, command=self.command)
             else:
                 self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.progress, command=self.command,
-                                             shard=self.shard)
+                                             shard=self.shard, sample=self.sample_meta)
                 self.evaluation.run()
         except MergegateError as exc:
             self.failures.append(str(exc))
@@ -138,17 +164,18 @@ class MergegateSession:
         """Return the results view gates assert on; raise if the evaluation did not run."""
         if self.evaluation is None:
             raise MergegateError("evaluation did not run: " + ("; ".join(self.failures) or "no suites"))
-        return Results(self.evaluation.partial_results(), on_advisory_read=self._mark_advisory)
+        return Results(self.evaluation.partial_results(), on_advisory_read=self._mark_advisory, on_finding=self._findings.append)
 
     def _mark_advisory(self) -> None:
         self._advisory_read = True
 
     def begin_gate(self) -> None:
-        """Note that a new gate starts (it has read no judge metric yet)."""
+        """Note that a new gate starts (it has read no judge metric and concluded nothing yet)."""
         self._advisory_read = False
+        self._findings = []
 
     # -- reporting ------------------------------------------------------------------
-    def record(self, report: Any, is_gate: bool, raised: bool = False) -> None:
+    def record(self, report: Any, is_gate: bool, raised: bool = False, insufficient: bool = False) -> None:
         """Record the outcome of a gate test from its pytest report.
 
         ``raised``: the gate raised something other than AssertionError — it could
@@ -167,13 +194,39 @@ class MergegateSession:
             message = ""
             if report.failed or report.skipped:
                 message = _short_message(report)
-            if self._advisory_read and outcome in ("passed", "failed"):
+            if insufficient and outcome == "failed":
+                outcome = "insufficient"
+                message = message.split("InsufficientEvidence: ", 1)[-1]
+            if report.when == "call":
+                self.gate_findings[name] = list(self._findings)
+            if self._advisory_read and outcome in ("passed", "failed", "insufficient"):
                 # it read metrics of a judge that failed calibration: shown, never blocking
                 message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")
                 outcome = "advisory"
             previous = self.gate_reports.get(name)
-            if previous is None or previous.outcome in ("passed", "advisory"):
+            if previous is None or previous.outcome in ("passed", "advisory", "insufficient"):
                 self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
+
+    def _holm(self, gates: list[GateResult]) -> list[GateResult]:
+        """Return ``gates`` with failures that do not survive Holm's correction turned 'insufficient' (if configured)."""
+        try:
+            opts = self.loaded.config.stats
+        except MergegateError:
+            return gates
+        family = [(name, f) for name, fs in self.gate_findings.items() for f in fs]
+        if not opts.holm or not family:
+            return gates
+        from .stats import holm
+
+        keep = holm([f.p_value if f.p_value is not None else 0.0 for _, f in family], alpha=1 - opts.level)
+        weak = {name for (name, _), ok in zip(family, keep, strict=True) if not ok}
+        out = []
+        for g in gates:
+            if g.outcome == "failed" and g.name in weak:
+                g = GateResult(name=g.name, outcome="insufficient",
+                               message=f"not significant after Holm's correction over {len(family)} comparisons: {g.message}")
+            out.append(g)
+        return out
 
     def finish(self, interrupted: bool) -> Optional[int]:
         """Decide the verdict, write the outputs; return the exit code (None if inactive)."""
@@ -182,7 +235,7 @@ class MergegateSession:
         failures = list(self.failures)
         if interrupted:
             failures.append("the pytest session was interrupted (Ctrl-C, or a suite or gate file failed to load)")
-        gates = list(self.gate_reports.values())
+        gates = self._holm(list(self.gate_reports.values()))
         if self.evaluation is None:
             try:
                 self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=self.command, shard=self.shard)

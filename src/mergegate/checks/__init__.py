@@ -8,10 +8,12 @@ the built-in ones. Where each is computed:
 - ``overlap``: token_f1, rouge_l, rouge1, rouge2, bleu, chrf
 - ``classification``: label_in
 - ``custom``: python (``module:function``)
+- ``tools``: tool_call (function calling)
+- ``code``: code_tests (runs the model's program in :mod:`mergegate.sandbox`)
 - ``judge``: llm_rubric, pairwise (an LLM judge; see :mod:`mergegate.judge`)
 """
 
-from . import classification, custom, formats, judge, overlap, text  # noqa: F401  (registers the checks)
+from . import classification, code, custom, formats, judge, overlap, text, tools  # noqa: F401  (registers the checks)
 from .registry import REGISTRY, CheckContext, CheckSpecBase, CheckType, Outcome, check, run_check
 
 __all__ = ["REGISTRY", "CheckContext", "CheckSpecBase", "CheckType", "Outcome", "check", "run_check"]

@@ -10,7 +10,7 @@ for it, so the function signature *is* the YAML vocabulary and the JSON Schema::
         ...
 
 Every check also accepts ``metric`` (the name its score is reported under;
-default: the type). Score checks (``kind="score"``) also accept ``threshold``:
+default: the type) and ``turn`` (multi-turn cases: which answer it checks). Score checks (``kind="score"``) also accept ``threshold``:
 with one the check passes or fails; without one it only feeds suite metrics.
 
 Returns of a check function: ``bool`` (pass/fail, score 1 or 0), ``float``
@@ -39,6 +39,8 @@ class CheckContext:
     suite_dir: Path
     case_id: str = ""
     prompt: str = ""
+    # tool calls the API returned (``[{"name", "arguments"}]``, arguments as the JSON text); None when it returned none
+    tool_calls: Optional[list[dict[str, Any]]] = None
     # judge checks only: this check's verdict for this side, from the judge phase (see mergegate.judge.engine)
     judgement: Optional[dict[str, Any]] = None
 
@@ -63,6 +65,7 @@ class CheckSpecBase(BaseModel):
         description="Name the score is reported under in suite metrics (default: the check type).",
         pattern=r"^[A-Za-z0-9_.-]+$",
     )
+    turn: Optional[int] = Field(default=None, ge=1, description="Multi-turn cases: the turn whose answer is checked (default: the last).")
 
     @property
     def metric_name(self) -> str:
@@ -139,7 +142,7 @@ def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> O
         # fail closed: a verdict the judge could not give is an error, never a score
         return Outcome(score=None, passed=False if getattr(spec, "threshold", None) is not None else None,
                        detail=f"judge error: {ctx.judgement['error']}", extra={"judge_error": True})
-    kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold")}
+    kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold", "turn")}
     if "prepared" in inspect.signature(ctype.fn).parameters:
         kwargs["prepared"] = prepared
     try:

@@ -30,6 +30,8 @@ class Job:
     endpoint: Endpoint
     messages: list[dict[str, str]]
     sampling: dict[str, Any]
+    tools: Optional[list[dict[str, Any]]] = None  # OpenAI tools sent with the request
+    tool_choice: Optional[Any] = None  # the API's tool_choice, with tools only
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Response:
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     latency_ms: Optional[float] = None
+    tool_calls: Optional[list[dict[str, Any]]] = None  # [{"name", "arguments" (JSON text)}] when the API returned calls
     cached: bool = False
     attempts: int = 0
     error: Optional[str] = None
@@ -56,6 +59,16 @@ class GenerationStats:
     wall_s: float = 0.0
     per_role: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def merged(self, other: "GenerationStats") -> "GenerationStats":
+        """Return the counts of this phase and ``other`` together (wall time adds up: the phases ran one after another)."""
+        per_role = {r: dict(c) for r, c in self.per_role.items()}
+        for role, counts in other.per_role.items():
+            mine = per_role.setdefault(role, {"requests_sent": 0, "cache_hits": 0, "errors": 0})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
+        return GenerationStats(self.requests_sent + other.requests_sent, self.cache_hits + other.cache_hits,
+                               self.errors + other.errors, self.wall_s + other.wall_s, per_role)
+
     def bump(self, role: str, what: str) -> None:
         self.per_role.setdefault(role, {"requests_sent": 0, "cache_hits": 0, "errors": 0})[what] += 1
 
@@ -67,6 +80,10 @@ def request_body(job: Job) -> dict[str, Any]:
     """Return the chat-completions request body for ``job`` (also what the cache key covers)."""
     body: dict[str, Any] = {"model": job.endpoint.model, "messages": job.messages}
     body.update({k: v for k, v in job.sampling.items() if v is not None})
+    if job.tools:
+        body["tools"] = job.tools
+        if job.tool_choice is not None:
+            body["tool_choice"] = job.tool_choice
     body.update(job.endpoint.extra_body)
     return body
 
@@ -112,11 +129,12 @@ async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: Generatio
         try:
             choice = completion.choices[0]
             text = choice.message.content or ""
+            calls = [{"name": tc.function.name, "arguments": tc.function.arguments} for tc in (choice.message.tool_calls or [])]
         except (AttributeError, IndexError, TypeError) as exc:
             last_error = f"malformed response: {exc}"
             continue
         usage = completion.usage
-        return Response(text=text, finish_reason=choice.finish_reason,
+        return Response(text=text, finish_reason=choice.finish_reason, tool_calls=calls or None,
                         prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
                         latency_ms=latency, attempts=attempt + 1)
     return Response(attempts=opts.max_retries + 1, error=last_error or "failed")

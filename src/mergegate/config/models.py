@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..suites.models import Sampling
 
 __all__ = ["VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions", "CacheOptions", "JudgePricing", "CalibrationOptions",
-           "CascadeOptions", "JudgeConfig", "Config", "CONFIG_FORMAT"]
+           "CascadeOptions", "JudgeConfig", "StatsOptions", "ContaminationOptions", "BenchmarkOptions", "Config", "CONFIG_FORMAT"]
 
 CONFIG_FORMAT = 1
 
@@ -31,6 +31,8 @@ class VllmOptions(_Strict):
     data_parallel_size: int = Field(default=1, ge=1)
     max_lora_rank: Optional[int] = Field(default=None, ge=1)
     trust_remote_code: bool = Field(default=False, description="Run the checkpoint's own Python code. Off unless you trust the checkpoint.")
+    tool_call_parser: Optional[str] = Field(default=None, description="vLLM's tool-call parser for this model (e.g. hermes, llama3_json, "
+                                            "mistral): adds --enable-auto-tool-choice so tool calls come back as tool_calls.")
     extra_args: list[str] = Field(default_factory=list, description="Further flags, passed verbatim.")
 
 
@@ -58,6 +60,14 @@ class ModelSpec(_Strict):
     base_url: Optional[str] = Field(default=None, description="OpenAI-compatible base URL ending in /v1 (engine: external).")
     api_key_env: Optional[str] = Field(default=None, description="Environment variable holding the API key (engine: external).")
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, seed=0, max_tokens=256))
+    tool_format: Literal["api", "prompt"] = Field(
+        default="api", description="How cases with 'tools' reach the model: 'api' sends them as the request's tools (the engine "
+        "returns tool_calls); 'prompt' writes them into the system prompt and reads the call from JSON in the text, for engines "
+        "or chat templates without tool support (the embedded llama.cpp default).")
+    scoring_model: Optional[str] = Field(default=None, description="GGUF file whose prompt log-probabilities serve loglikelihood "
+                                         "benchmarks (default for engine llama-cpp: 'model'). Set it for an external llama.cpp server.")
+    training_data: list[str] = Field(default_factory=list, description="Files this checkpoint was trained on (JSONL or text; relative to "
+                                     "mergegate.yaml; globs allowed): each run checks every eval case against them (see 'contamination').")
     vllm: Optional[VllmOptions] = None
     llama_cpp: Optional[LlamaCppOptions] = None
 
@@ -92,6 +102,57 @@ class CacheOptions(_Strict):
 
     enabled: bool = True
     path: str = Field(default=".mergegate-cache/responses.sqlite", description="SQLite file, relative to mergegate.yaml.")
+
+
+class StatsOptions(_Strict):
+    """How comparisons are judged against noise (see README, 'Noise and evidence')."""
+
+    level: float = Field(default=0.95, gt=0.5, lt=1, description="Confidence level of every interval.")
+    resamples: int = Field(default=2000, ge=2000, description="Paired bootstrap resamples for continuous scores.")
+    seed: int = Field(default=0, description="Seed of the bootstrap and of --sample.")
+    min_effect: float = Field(default=0.05, gt=0, le=1, description="The change that matters: the report says how many cases detect it.")
+    power: float = Field(default=0.8, gt=0, lt=1, description="Power of the detectable-effect figures.")
+    insufficient_evidence: Literal["pass", "block"] = Field(
+        default="pass", description="A gate whose interval straddles its threshold: pass (reported, banner says the suite is too small) or block.")
+    holm: bool = Field(default=False, description="Holm-correct the gates that found a regression or improvement, as one family.")
+
+
+class ContaminationOptions(_Strict):
+    """Word n-gram overlap between a checkpoint's ``training_data`` and the eval cases, checked on every run."""
+
+    n: list[int] = Field(default_factory=lambda: [13], min_length=1, description="N-gram sizes; a case is contaminated when it shares "
+                         "an n-gram of the smallest size with the training data (a text shorter than n words must appear whole).")
+    min_words: int = Field(default=4, ge=1, description="Texts with fewer words are too short to tell and are not checked.")
+    fields: list[str] = Field(default_factory=list, description="JSONL fields to read (default: every string value).")
+    on_contaminated: Literal["report", "exclude", "fail"] = Field(
+        default="exclude", description="report: list them only; exclude: leave them out of suite metrics and gates; fail: NO-GO.")
+
+    @field_validator("n")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError("n-gram sizes must be at least 1")
+        return sorted(set(v))
+
+
+class BenchmarkOptions(_Strict):
+    """lm-eval benchmarks run against the served candidate and baseline: catastrophic forgetting."""
+
+    tasks: list[str] = Field(min_length=1, description="lm-eval task names. mergegate's offline tasks (mg_arith, mg_facts, "
+                             "mg_heldout_ppl) are always available; on a GPU runner: arc_challenge, hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k.")
+    limit: Optional[int] = Field(default=None, ge=1, description="Documents per task (default: all).")
+    num_fewshot: Optional[int] = Field(default=None, ge=0, description="Few-shot examples (default: each task's own).")
+    warn_drop: float = Field(default=0.03, gt=0, description="WARN when a score falls by more than this (0.03 = 3 points; perplexity: 3% higher).")
+    crit_drop: float = Field(default=0.05, gt=0, description="CRIT when a score falls by more than this (0.05 = 5 points; perplexity: 5% higher).")
+    timeout_s: float = Field(default=3600, gt=0, description="Limit for each lm-eval process.")
+    references: dict[str, ModelSpec] = Field(default_factory=dict, description="Further checkpoints benchmarked alongside, by "
+                                               "label (no suites, no gates, no levels): e.g. the base model the fine-tune started from.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BenchmarkOptions":
+        if self.crit_drop < self.warn_drop:
+            raise ValueError("crit_drop must be at least warn_drop")
+        return self
 
 
 class JudgePricing(_Strict):
@@ -143,6 +204,9 @@ class Config(_Strict):
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
     cache: CacheOptions = Field(default_factory=CacheOptions)
     judge: Optional[JudgeConfig] = Field(default=None, description="Needed by llm_rubric and pairwise checks.")
+    stats: StatsOptions = Field(default_factory=StatsOptions)
+    contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
+    benchmarks: Optional[BenchmarkOptions] = Field(default=None, description="lm-eval tasks run on both models (forgetting).")
 
     def serving_roles(self) -> dict[str, ModelSpec]:
         """Return every model a run serves, by role: candidate, baseline, and the judge(s) if configured."""

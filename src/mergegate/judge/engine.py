@@ -110,24 +110,27 @@ def _count(usage: JudgeUsage, stats: Any, responses: dict[tuple, Response], pric
                                          + completion / 1e6 * pricing.output_per_mtok, 6)
 
 
-def _tasks_for_cases(selected: list, outputs: Callable[[str, str, str], Optional[str]]) -> list[Task]:
+def _tasks_for_cases(selected: list, outputs: Callable[..., Optional[str]]) -> list[Task]:
     tasks: list[Task] = []
     for ls, case in selected:
-        texts = {role: outputs(role, ls.name, case.id) for role in ROLES}
         for idx, spec in enumerate(case.checks):
             kind = REGISTRY[spec.type].judge
+            if kind is None:
+                continue
+            texts = {role: outputs(role, ls.name, case.id, spec.turn) for role in ROLES}
+            prompt = case.judge_prompt(spec.turn)
             if kind == "rubric":
                 reference = case.reference if spec.use_reference else None
                 for role in ROLES:
                     if texts[role] is not None:
                         tasks.append(Task(("rubric", ls.name, case.id, idx, role), "rubric",
-                                          prompts.rubric_messages(case.input_text, texts[role], spec.criteria, spec.scale, reference),
+                                          prompts.rubric_messages(prompt, texts[role], spec.criteria, spec.scale, reference),
                                           tuple(spec.criteria), spec.scale))
             elif kind == "pairwise" and texts["candidate"] is not None and texts["baseline"] is not None:
                 cand, base = texts["candidate"], texts["baseline"]
                 for order, (a, b) in (("AB", (cand, base)), ("BA", (base, cand))):
                     tasks.append(Task(("pairwise", ls.name, case.id, idx, order), "pairwise",
-                                      prompts.pairwise_messages(case.input_text, a, b, spec.criteria)))
+                                      prompts.pairwise_messages(prompt, a, b, spec.criteria)))
     return tasks
 
 
@@ -141,7 +144,7 @@ def _calibration_tasks(sets: list[LoadedCalibration]) -> list[Task]:
     return tasks
 
 
-def run_judge_phase(cfg: JudgeConfig, endpoints: dict[str, Endpoint], selected: list, outputs: Callable[[str, str, str], Optional[str]],
+def run_judge_phase(cfg: JudgeConfig, endpoints: dict[str, Endpoint], selected: list, outputs: Callable[..., Optional[str]],
                     calibration: list[LoadedCalibration], cache: Optional[ResponseCache], opts: GenerationOptions,
                     progress: bool = False, calibration_problem: str = "") -> JudgePhase:
     """Judge every judge check of ``selected`` cases and the calibration sets; return the judgements and the summary."""

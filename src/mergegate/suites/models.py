@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 
 from ..checks import REGISTRY
 
-__all__ = ["Message", "Sampling", "SuiteDefaults", "Case", "Suite", "CheckSpec", "SUITE_FORMAT"]
+__all__ = ["Message", "Sampling", "FunctionDef", "ToolDef", "SuiteDefaults", "Case", "Suite", "CheckSpec", "SUITE_FORMAT"]
 
 SUITE_FORMAT = 1
 
@@ -45,6 +45,22 @@ class Sampling(_Strict):
         return base.model_copy(update=self.model_dump(exclude_none=True))
 
 
+class FunctionDef(_Strict):
+    """A function the model may call (OpenAI ``tools`` format)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       description="JSON Schema of the arguments object.")
+
+
+class ToolDef(_Strict):
+    """One tool, as in the OpenAI chat API's ``tools`` list."""
+
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
 class SuiteDefaults(_Strict):
     """Defaults applied to every case of the suite."""
 
@@ -53,6 +69,9 @@ class SuiteDefaults(_Strict):
         description="System prompt for every case; the model's own system prompt (mergegate.yaml) comes first when both are set.",
     )
     sampling: Sampling = Field(default_factory=Sampling)
+    tools: Optional[list[ToolDef]] = Field(default=None, description="Tools offered to the model in every case (a case's own 'tools' replace them).")
+    tool_choice: Optional[str] = Field(default=None, description="'auto', 'required', 'none', or a function name the model must call "
+                                       "(sent as the API's tool_choice; tool_format: api only).")
 
 
 def _check_union() -> Any:
@@ -68,17 +87,23 @@ class Case(_Strict):
 
     id: str = Field(pattern=_ID, description="Unique in the suite; the pytest id is 'suite::id'.")
     prompt: Optional[str] = Field(default=None, description="A single user message (use this or 'messages').")
-    messages: Optional[list[Message]] = Field(default=None, min_length=1, description="A chat (use this or 'prompt').")
+    messages: Optional[list[Message]] = Field(default=None, min_length=1, description="A chat (use this, 'prompt' or 'turns').")
+    turns: Optional[list[str]] = Field(default=None, min_length=2, description="Multi-turn (MT-Bench style): user messages sent one "
+                                       "after another, each after the model's own answer to the previous one. Checks take 'turn:'.")
     reference: Optional[str] = Field(default=None, description="Reference answer; checks without 'value' compare to it.")
     category: str = Field(default="simple", pattern=_ID, description="e.g. simple, edge_case, adversarial.")
     blocking: bool = Field(default=False, description="A failing blocking case makes the run NO-GO.")
+    cluster: Optional[str] = Field(default=None, description="Cases with the same cluster (e.g. one source document or conversation) "
+                                   "are not independent: intervals use clustered standard errors.")
     sampling: Optional[Sampling] = Field(default=None, description="Overrides the suite's sampling for this case.")
+    tools: Optional[list[ToolDef]] = Field(default=None, description="Tools offered to the model (OpenAI format); see the tool_call check.")
+    tool_choice: Optional[str] = Field(default=None, description="Overrides the suite's tool_choice for this case.")
     checks: list[CheckSpec] = Field(min_length=1, description="What the output must satisfy.")  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _one_input(self) -> "Case":
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("a case needs exactly one of 'prompt' or 'messages'")
+        if sum(x is not None for x in (self.prompt, self.messages, self.turns)) != 1:
+            raise ValueError("a case needs exactly one of 'prompt', 'messages' or 'turns'")
         if self.messages is not None and self.messages[-1].role != "user":
             raise ValueError("'messages' must end with a user message")
         for i, spec in enumerate(self.checks):
@@ -87,11 +112,45 @@ class Case(_Strict):
                 raise ValueError(f"checks[{i}] ({spec.type}) needs 'value' or a case 'reference'")
             if getattr(spec, "use_reference", False) and self.reference is None:
                 raise ValueError(f"checks[{i}] ({spec.type}) has use_reference: true but the case has no 'reference'")
+            if spec.turn is not None and spec.turn > self.n_turns:
+                raise ValueError(f"checks[{i}] ({spec.type}) targets turn {spec.turn}, but the case has {self.n_turns} turn(s)")
         return self
 
-    def chat(self, system_prompts: list[str]) -> list[dict[str, str]]:
-        """Return the chat messages sent for this case, system prompts first."""
-        own = [{"role": "user", "content": self.prompt}] if self.prompt is not None else [m.model_dump() for m in self.messages or []]
+    @property
+    def n_turns(self) -> int:
+        """Return how many user turns the case has (1 unless it uses 'turns')."""
+        return len(self.turns) if self.turns else 1
+
+    def turn_text(self, turn: Optional[int] = None) -> str:
+        """Return the user message of ``turn`` (1-based; default: the last)."""
+        if self.turns:
+            return self.turns[(turn or self.n_turns) - 1]
+        return self.input_text
+
+    def judge_prompt(self, turn: Optional[int] = None) -> str:
+        """Return the prompt a judge sees for ``turn``: earlier user turns are quoted as context."""
+        if not self.turns:
+            return self.input_text
+        k = turn or self.n_turns
+        if k == 1:
+            return self.turns[0]
+        earlier = "\n".join(f"(turn {i + 1}) {t}" for i, t in enumerate(self.turns[: k - 1]))
+        return f"Earlier turns of this conversation:\n{earlier}\n\nThe user's message now (turn {k}):\n{self.turns[k - 1]}"
+
+    def chat(self, system_prompts: list[str], answers: Optional[list[str]] = None) -> list[dict[str, str]]:
+        """Return the chat messages sent for this case, system prompts first.
+
+        Multi-turn cases: ``answers`` are the model's answers to the turns so
+        far; the messages end with the next user turn.
+        """
+        if self.turns:
+            done = answers or []
+            own = [m for u, a in zip(self.turns, done) for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+            own.append({"role": "user", "content": self.turns[len(done)]})
+        elif self.prompt is not None:
+            own = [{"role": "user", "content": self.prompt}]
+        else:
+            own = [m.model_dump() for m in self.messages or []]
         if own and own[0]["role"] == "system":
             # one system message: the configured prompts first, then the case's own
             system_prompts = [*system_prompts, own[0]["content"]]
@@ -101,6 +160,8 @@ class Case(_Strict):
     @property
     def input_text(self) -> str:
         """Return the last user message, for reports."""
+        if self.turns:
+            return self.turns[-1]
         return self.prompt if self.prompt is not None else (self.messages or [])[-1].content
 
 
@@ -120,6 +181,31 @@ class Suite(_Strict):
     )
     defaults: SuiteDefaults = Field(default_factory=SuiteDefaults)
     cases: list[Case] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tool_calls_name_offered_tools(self) -> "Suite":
+        for case in self.cases:
+            offered = {t.function.name for t in (case.tools or self.defaults.tools or [])}
+            for i, spec in enumerate(case.checks):
+                if spec.type != "tool_call":
+                    continue
+                if not offered and spec.calls:
+                    raise ValueError(f"case {case.id!r}: checks[{i}] (tool_call) expects calls, but the case offers no 'tools'")
+                unknown = sorted({c.name for c in spec.calls} - offered)
+                if unknown:
+                    raise ValueError(f"case {case.id!r}: checks[{i}] (tool_call) expects {unknown}, which the case's tools do not define")
+        return self
+
+    def tools_of(self, case: Case) -> Optional[list[ToolDef]]:
+        """Return the tools offered in ``case`` (its own, else the suite's)."""
+        return case.tools or self.defaults.tools
+
+    def tool_choice_of(self, case: Case) -> Optional[Any]:
+        """Return the API ``tool_choice`` for ``case``: a mode string, a function object for a name, or None."""
+        choice = case.tool_choice or self.defaults.tool_choice
+        if choice is None or choice in ("auto", "required", "none"):
+            return choice
+        return {"type": "function", "function": {"name": choice}}
 
     @field_validator("version", mode="before")
     @classmethod

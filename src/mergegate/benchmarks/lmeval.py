@@ -1,0 +1,199 @@
+"""Run lm-eval against the served models and turn its output into :class:`BenchmarkResult` rows.
+
+Each model's tasks run in lm-eval subprocesses, split by how they are scored:
+
+- loglikelihood tasks (multiple choice, perplexity) through ``local-completions``
+  on an endpoint with *correct* prompt log-probabilities: vLLM's own
+  completions endpoint, or for GGUF models mergegate's scoring server
+  (:mod:`mergegate.serving.logprobs`), never llama-cpp-python's echo path;
+- generation tasks through ``local-chat-completions`` on the model server, with
+  the model's system prompt (a prompted baseline keeps its prompt).
+
+lm-eval's request cache has no model identity, so each checkpoint identity gets
+its own cache file.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config.models import BenchmarkOptions
+from ..results.models import BenchmarkResult
+from .tasks import OFFLINE_TASKS
+
+__all__ = ["Target", "BenchmarkRun", "task_kinds", "run_benchmarks", "levels"]
+
+# the default GPU list's kinds, so that no lm-eval import is needed to route them
+_KNOWN = {"arc_challenge": "loglikelihood", "arc_easy": "loglikelihood", "hellaswag": "loglikelihood", "mmlu": "loglikelihood",
+          "truthfulqa_mc2": "loglikelihood", "truthfulqa_mc1": "loglikelihood", "winogrande": "loglikelihood", "piqa": "loglikelihood",
+          "gsm8k": "generation", "mg_facts": "loglikelihood", "mg_heldout_ppl": "loglikelihood", "mg_arith": "generation"}
+
+
+@dataclass
+class Target:
+    """Where one model's benchmarks are sent."""
+
+    role: str  # candidate, baseline, or "ref:<label>" for benchmarks.references
+    model: str  # the name the servers answer to
+    chat_url: str  # .../v1/chat/completions
+    completions_url: Optional[str]  # .../v1/completions with correct prompt logprobs; None: loglikelihood tasks cannot run here
+    tokenizer: str  # lm-eval tokenizer_backend for completions: "remote" (the scoring server) or "huggingface"
+    identity: dict[str, Any]
+    system_prompt: Optional[str] = None
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkRun:
+    """Everything one benchmark phase produced."""
+
+    results: list[BenchmarkResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def task_kinds(tasks: list[str], include_path: Path) -> dict[str, str]:
+    """Return task -> "loglikelihood" or "generation", asking lm-eval (in a subprocess) for tasks it does not know."""
+    unknown = [t for t in tasks if t not in _KNOWN]
+    kinds = {t: _KNOWN[t] for t in tasks if t in _KNOWN}
+    if unknown:
+        code = ("import json, sys\nfrom lm_eval.tasks import TaskManager\ntm = TaskManager(include_path=sys.argv[1])\nout = {}\n"
+                "def kind(name):\n    cfg = tm._get_config(name)\n    if 'output_type' in cfg: return cfg['output_type']\n"
+                "    sub = cfg.get('task') or []\n    return kind(sub[0] if isinstance(sub, list) else sub)\n"
+                "for t in sys.argv[2:]:\n    try: out[t] = kind(t)\n    except Exception as e: out[t] = 'unknown: ' + str(e)\n"
+                "print(json.dumps(out))\n")
+        proc = subprocess.run([sys.executable, "-c", code, str(include_path), *unknown], capture_output=True, text=True, timeout=600)
+        found = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else {}
+        for t in unknown:
+            out = found.get(t, "unknown")
+            kinds[t] = "generation" if out == "generate_until" else "loglikelihood" if out in (
+                "loglikelihood", "multiple_choice", "loglikelihood_rolling") else out
+    return kinds
+
+
+def _cache_file(cache_dir: Path, target: Target, kind: str) -> str:
+    key = json.dumps({"identity": target.identity, "system_prompt": target.system_prompt, "kind": kind,
+                      "scoring": target.completions_url is not None and kind == "loglikelihood"}, sort_keys=True)
+    return str(cache_dir / hashlib.sha256(key.encode()).hexdigest()[:20])
+
+
+def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions, include: Path, out: Path, cache: str) -> list[str]:
+    if kind == "loglikelihood":
+        args = (f"model={target.model},base_url={target.completions_url},tokenizer_backend={target.tokenizer},"
+                "tokenized_requests=True,num_concurrent=1,max_retries=3,max_length=2000")
+        cmd = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args]
+    else:
+        args = f"model={target.model},base_url={target.chat_url},tokenizer_backend=none,tokenized_requests=False,num_concurrent=4,max_retries=3"
+        cmd = [sys.executable, "-m", "lm_eval", "--model", "local-chat-completions", "--model_args", args, "--apply_chat_template"]
+        if target.system_prompt:
+            cmd += ["--system_instruction", target.system_prompt]
+        gen = {"temperature": 0, **target.gen_kwargs}
+        cmd += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in gen.items())]
+    cmd += ["--tasks", ",".join(tasks), "--include_path", str(include), "--output_path", str(out), "--seed", "0", "--use_cache", cache]
+    if opts.limit:
+        cmd += ["--limit", str(opts.limit)]
+    if opts.num_fewshot is not None:
+        cmd += ["--num_fewshot", str(opts.num_fewshot)]
+    return cmd
+
+
+def _read(out: Path) -> dict[str, Any]:
+    files = sorted(glob.glob(str(out / "**" / "results_*.json"), recursive=True))
+    if not files:
+        raise ValueError(f"lm-eval wrote no results under {out}")
+    return json.loads(Path(files[-1]).read_text())
+
+
+def _num(v: Any) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else None
+
+
+def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Path, cache_dir: Path, log_dir: Path) -> BenchmarkRun:
+    """Run every task on every target; return the rows (levels decided) and what failed."""
+    from .tasks import write_offline_tasks
+
+    include = write_offline_tasks(work / "tasks")
+    kinds = task_kinds(list(opts.tasks), include)
+    run = BenchmarkRun()
+    bad = {t: k for t, k in kinds.items() if k not in ("loglikelihood", "generation")}
+    for t, why in bad.items():
+        run.failures.append(f"benchmark task {t!r}: lm-eval does not know it ({why})")
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    if all(t in OFFLINE_TASKS for t in opts.tasks):
+        env.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")  # nothing to download: fail fast instead of trying
+    scores: dict[tuple[str, str], dict[str, Any]] = {}  # (task, metric) -> {role: value, role_stderr, n, hib, kind}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for role, target in targets.items():
+        for kind in ("loglikelihood", "generation"):
+            names = [t for t in opts.tasks if kinds.get(t) == kind]
+            if not names:
+                continue
+            if kind == "loglikelihood" and target.completions_url is None:
+                run.failures.append(f"benchmarks: {role} has no endpoint with correct prompt log-probabilities for {', '.join(names)} "
+                                    "(engine external: set models.<role>.scoring_model to its GGUF)")
+                continue
+            out = work / f"{role}-{kind}"
+            log = log_dir / f"lm-eval-{role}-{kind}.log"
+            cmd = _command(target, kind, names, opts, include, out, _cache_file(cache_dir, target, kind))
+            with open(log, "w") as fh:
+                try:
+                    proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=opts.timeout_s)
+                    rc = proc.returncode
+                except subprocess.TimeoutExpired:
+                    rc = -1
+            if rc != 0:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                run.failures.append(f"benchmarks: lm-eval for {role} ({kind}: {', '.join(names)}) "
+                                    f"{'timed out' if rc == -1 else f'exited {rc}'}: {tail[0][:200]} (log: {log})")
+                continue
+            data = _read(out)
+            for task, metrics in data.get("results", {}).items():
+                hib = data.get("higher_is_better", {}).get(task, {})
+                n = data.get("n-samples", {}).get(task, {}).get("effective")
+                for key, value in metrics.items():
+                    if key == "alias" or "_stderr," in key or "," not in key:
+                        continue
+                    name = key.split(",")[0]
+                    row = scores.setdefault((task, key), {"kind": kind, "hib": bool(hib.get(name, True)), "n": n})
+                    row[role] = _num(value)
+                    row[f"{role}_stderr"] = _num(metrics.get(key.replace(",", "_stderr,", 1)))
+    refs = [r for r in targets if r.startswith("ref:")]
+    for (task, metric), row in sorted(scores.items()):
+        run.results.append(levels(BenchmarkResult(
+            task=task, metric=metric, kind=row["kind"], higher_is_better=row["hib"], n=row["n"],
+            references={r[4:]: row.get(r) for r in refs},
+            candidate=row.get("candidate"), baseline=row.get("baseline"),
+            candidate_stderr=row.get("candidate_stderr"), baseline_stderr=row.get("baseline_stderr"), level="OK"), opts))
+    return run
+
+
+def levels(r: BenchmarkResult, opts: BenchmarkOptions) -> BenchmarkResult:
+    """Return ``r`` with its interval and forgetting level set.
+
+    Scores in [0, 1] where higher is better (accuracy, exact match) drop in
+    points; lower-is-better metrics (perplexity, bits per byte) are compared
+    relatively: a rise of ``warn_drop`` (3%) is WARN, ``crit_drop`` (5%) CRIT.
+    """
+    if r.candidate is None or r.baseline is None:
+        return r.model_copy(update={"level": "ERROR", "detail": "not computed for both models"})
+    ci = {}
+    if r.candidate_stderr is not None and r.baseline_stderr is not None:
+        half = 1.959964 * math.hypot(r.candidate_stderr, r.baseline_stderr)
+        ci = {"ci_low": r.delta - half, "ci_high": r.delta + half}  # type: ignore[operator]
+    if r.higher_is_better:
+        drop, unit = r.baseline - r.candidate, "points"
+    else:
+        drop, unit = ((r.candidate - r.baseline) / abs(r.baseline) if r.baseline else 0.0), "relative"
+    level = "CRIT" if drop > opts.crit_drop else "WARN" if drop > opts.warn_drop else "OK"
+    detail = (f"{'fell' if r.higher_is_better else 'rose'} by {drop * 100:.1f}{' points' if unit == 'points' else '%'}"
+              if drop > 0 else "no worse")
+    return r.model_copy(update={"level": level, "detail": detail, **ci})

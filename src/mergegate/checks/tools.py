@@ -1,0 +1,205 @@
+"""Tool calls: did the model call the expected function(s) with the expected arguments?
+
+Calls come from the API's ``tool_calls`` when the engine returns them, else
+from JSON in the text (a bare object, a list, ``{"tool_calls": [...]}`` or
+``<tool_call>`` tags). Comparison is type-aware: ``5`` and ``5.0`` match,
+``"5"`` and ``5`` do not, ``true`` is not ``1``. Parallel calls are compared
+as a multiset; ``calls: []`` expects that no tool is called (irrelevance).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .formats import extract_json_text
+from .registry import CheckContext, Outcome, check
+
+__all__ = ["ExpectedCall", "parse_calls", "match_calls", "values_match", "tools_prompt"]
+
+
+def tools_prompt(tools: list[dict[str, Any]]) -> str:
+    """Return the system-prompt text that offers ``tools`` to a model without API tool support (``tool_format: prompt``).
+
+    It asks for exactly the JSON that :func:`parse_calls` reads back.
+    """
+    return ("You can call these tools (JSON Schema of each function's arguments):\n"
+            + json.dumps([t["function"] for t in tools], indent=1)
+            + '\nTo call a tool, reply with only a JSON object {"name": <function name>, "arguments": {<argument>: <value>}}; '
+            "for several calls, a JSON list of such objects. If no tool fits the request, answer in plain text without JSON.")
+
+
+class ExpectedCall(BaseModel):
+    """One call the model should make."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Function name.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Expected value of each argument.")
+    optional: list[str] = Field(default_factory=list, description="Arguments that may be omitted (when given, they must match).")
+    alternatives: dict[str, list[Any]] = Field(default_factory=dict, description="Further acceptable values per argument.")
+    unordered: list[str] = Field(default_factory=list, description="Arguments whose list value is compared ignoring order.")
+
+    @model_validator(mode="after")
+    def _known_arguments(self) -> "ExpectedCall":
+        for field in ("optional", "alternatives", "unordered"):
+            unknown = sorted(set(getattr(self, field)) - set(self.arguments))
+            if unknown:
+                raise ValueError(f"'{field}' names {unknown}, which are not in 'arguments'")
+        return self
+
+
+def values_match(expected: Any, got: Any, unordered: bool = False) -> bool:
+    """Return True when ``got`` equals ``expected`` type-aware (numbers compare as numbers, never as strings or booleans)."""
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, (int, float)):
+        return isinstance(got, (int, float)) and math.isclose(expected, got, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(expected, str):
+        return isinstance(got, str) and got.strip() == expected.strip()
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and set(got) == set(expected) and all(values_match(v, got[k]) for k, v in expected.items())
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            return False
+        if not unordered:
+            return all(values_match(e, g) for e, g in zip(expected, got))
+        return _perfect_matching(expected, got, values_match)
+    return expected is None and got is None
+
+
+def _perfect_matching(expected: list, got: list, same: Any) -> bool:
+    """Return True when every expected item pairs with a distinct got item (backtracking; lists here are short)."""
+    used = [False] * len(got)
+
+    def place(i: int) -> bool:
+        if i == len(expected):
+            return True
+        for j, g in enumerate(got):
+            if not used[j] and same(expected[i], g):
+                used[j] = True
+                if place(i + 1):
+                    return True
+                used[j] = False
+        return False
+
+    return len(expected) == len(got) and place(0)
+
+
+def call_mismatch(exp: ExpectedCall, got: dict[str, Any]) -> Optional[str]:
+    """Return why ``got`` (``{"name", "arguments"}``) is not ``exp``, or None when it matches."""
+    if got["name"] != exp.name:
+        return f"called {got['name']!r}, expected {exp.name!r}"
+    args = got["arguments"]
+    for name, value in exp.arguments.items():
+        if name not in args:
+            if name in exp.optional:
+                continue
+            return f"{exp.name}: missing argument {name!r}"
+        accepted = [value, *exp.alternatives.get(name, [])]
+        if not any(values_match(v, args[name], name in exp.unordered) for v in accepted):
+            return f"{exp.name}: argument {name!r} is {json.dumps(args[name])}, expected {' or '.join(json.dumps(v) for v in accepted)}"
+    extra = sorted(set(args) - set(exp.arguments))
+    if extra:
+        return f"{exp.name}: unexpected argument(s) {extra}"
+    return None
+
+
+def match_calls(expected: list[ExpectedCall], got: list[dict[str, Any]]) -> Optional[str]:
+    """Return None when ``got`` matches ``expected`` as a multiset of calls, else the reason it does not."""
+    if not expected:
+        return None if not got else f"expected no tool call, got {', '.join(c['name'] for c in got)}"
+    if not got:
+        return f"expected a call to {', '.join(e.name for e in expected)}, got none"
+    if len(got) != len(expected):
+        return f"expected {len(expected)} call(s), got {len(got)}: {', '.join(c['name'] for c in got)}"
+    if len(expected) == 1:
+        return call_mismatch(expected[0], got[0])
+    if _perfect_matching(expected, got, lambda e, g: call_mismatch(e, g) is None):
+        return None
+    reasons = [call_mismatch(e, g) for e in expected for g in got if g["name"] == e.name]
+    return next((r for r in reasons if r), "the calls do not pair up with the expected calls")
+
+
+_TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def _normalize(obj: Any) -> list[dict[str, Any]]:
+    """Return the calls in one parsed JSON value (raises ValueError when it is not a call or list of calls)."""
+    if isinstance(obj, list):
+        return [c for item in obj for c in _normalize(item)]
+    if not isinstance(obj, dict):
+        raise ValueError("not a call")
+    if "tool_calls" in obj:
+        return _normalize(obj["tool_calls"])
+    if isinstance(obj.get("function"), dict):
+        return _normalize(obj["function"])
+    if "name" not in obj or not isinstance(obj["name"], str):
+        raise ValueError("a call needs a 'name'")
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        args = json.loads(args) if args.strip() else {}
+    if not isinstance(args, dict):
+        raise ValueError("'arguments' must be an object")
+    return [{"name": obj["name"], "arguments": args}]
+
+
+def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[list[dict[str, Any]], Optional[str]]:
+    """Return ``(calls, error)``: the calls from the API's ``tool_calls``, else from JSON in ``text``.
+
+    Text without any JSON call is no call; a call whose arguments are not
+    valid JSON is an error (the model tried and failed).
+    """
+    if api_calls:
+        calls = []
+        for c in api_calls:
+            try:
+                args = json.loads(c.get("arguments") or "{}")
+            except json.JSONDecodeError as exc:
+                return [], f"{c.get('name')}: arguments are not valid JSON ({exc.msg})"
+            if not isinstance(args, dict):
+                return [], f"{c.get('name')}: arguments are not a JSON object"
+            calls.append({"name": c.get("name"), "arguments": args})
+        return calls, None
+    tagged = _TAGGED.findall(text)
+    candidates = tagged or [extract_json_text(text)]
+    calls: list[dict[str, Any]] = []
+    for chunk in candidates:
+        try:
+            calls += _normalize(json.loads(chunk))
+            continue
+        except (json.JSONDecodeError, ValueError):
+            pass
+        found = _first_json_call(chunk)
+        if found:
+            calls += found
+    return calls, None
+
+
+def _first_json_call(text: str) -> list[dict[str, Any]]:
+    """Return the calls in the first JSON value embedded in prose that is a call (or list of calls)."""
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"[\[{]", text):
+        try:
+            value, _ = decoder.raw_decode(text, m.start())
+            return _normalize(value)
+        except (json.JSONDecodeError, ValueError):
+            continue
+    return []
+
+
+@check("tool_call")
+def tool_call(
+    ctx: CheckContext,
+    calls: Annotated[list[ExpectedCall], Field(description="The expected call(s), compared as a multiset; [] = no tool may be called.")],
+) -> Outcome:
+    """Passes when the model's tool calls (API ``tool_calls`` or JSON in text) match ``calls`` by name and type-aware arguments."""
+    got, error = parse_calls(ctx.tool_calls, ctx.output)
+    if error:
+        return Outcome(score=0.0, passed=False, detail=error, extra={"calls": got})
+    reason = match_calls(list(calls), got)
+    return Outcome(score=float(reason is None), passed=reason is None, detail=reason or "", extra={"calls": got})

@@ -1,0 +1,158 @@
+"""Paired intervals, tests and detectable effects: coverage by simulation, and values against scipy / statsmodels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from mergegate.stats import cases_needed, holm, mde, paired_delta, stratified_sample, wilson
+
+
+def _binary_pairs(rng, n, p_base, delta, rho_flip=0.7):
+    """Return paired pass/fail outcomes with P(candidate) - P(baseline) = delta exactly, positively correlated."""
+    base = rng.random(n) < p_base
+    # the candidate keeps the baseline's outcome with probability rho_flip, else draws afresh at a shifted rate
+    p_fresh = p_base + delta / (1 - rho_flip)
+    keep = rng.random(n) < rho_flip
+    cand = np.where(keep, base, rng.random(n) < p_fresh)
+    return cand.astype(float), base.astype(float)
+
+
+def test_pass_fail_intervals_cover_the_true_delta_95_percent_of_the_time():
+    rng = np.random.default_rng(2024)
+    hits = 0
+    for _ in range(1000):
+        c, b = _binary_pairs(rng, 200, 0.6, -0.06)
+        r = paired_delta(c, b, binary=True)
+        hits += r.ci_low <= -0.06 <= r.ci_high
+    assert 0.93 <= hits / 1000 <= 0.97, hits
+
+
+def test_continuous_bootstrap_intervals_cover_the_true_delta_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    hits = 0
+    for rep in range(1000):
+        item = rng.beta(2, 3, 120)                 # how hard each case is
+        b = np.clip(item + rng.normal(0, 0.1, 120), 0, 1)
+        c = np.clip(item + 0.03 + rng.normal(0, 0.1, 120), 0, 1)
+        true = 0.03  # clipping moves it slightly; measure it on a huge draw instead
+        r = paired_delta(c, b, binary=False, seed=rep)
+        hits += r.ci_low <= _TRUE_CONTINUOUS <= r.ci_high
+    assert 0.93 <= hits / 1000 <= 0.97, hits
+    assert abs(_TRUE_CONTINUOUS - true) < 0.005
+
+
+def _true_continuous() -> float:
+    rng = np.random.default_rng(99)
+    item = rng.beta(2, 3, 2_000_000)
+    return float(np.mean(np.clip(item + 0.03 + rng.normal(0, 0.1, item.size), 0, 1) - np.clip(item + rng.normal(0, 0.1, item.size), 0, 1)))
+
+
+_TRUE_CONTINUOUS = _true_continuous()
+
+
+def test_clustered_intervals_cover_where_naive_ones_do_not():
+    rng = np.random.default_rng(11)
+    clustered = naive = 0
+    clusters = [str(i // 6) for i in range(240)]  # 40 documents, 6 questions each
+    for _ in range(1000):
+        doc = np.repeat(rng.normal(0, 0.15, 40), 6)  # a document effect shared by the candidate's answers on it
+        b = rng.normal(0.5, 0.1, 240)
+        c = b + 0.02 + doc + rng.normal(0, 0.05, 240)
+        r = paired_delta(c, b, binary=False, clusters=clusters)
+        clustered += r.ci_low <= 0.02 <= r.ci_high
+        r0 = paired_delta(c, b, binary=False, seed=1)
+        naive += r0.ci_low <= 0.02 <= r0.ci_high
+    assert 0.93 <= clustered / 1000 <= 0.97, clustered
+    assert naive / 1000 < 0.85  # ignoring the clusters would claim far too much precision
+
+
+def test_mcnemar_p_is_the_exact_binomial_test_on_discordant_pairs():
+    c = np.array([1] * 30 + [0] * 12 + [1] * 40 + [0] * 18, float)
+    b = np.array([0] * 30 + [1] * 12 + [1] * 40 + [0] * 18, float)
+    r = paired_delta(c, b, binary=True)
+    assert r.estimate == pytest.approx((30 - 12) / 100)
+    assert r.p_value == pytest.approx(st.binomtest(12, 42, 0.5).pvalue)
+
+
+def test_agresti_min_interval_matches_the_published_formula():
+    # Agresti & Min (2005): add 1/2 to each cell, then the Wald interval for matched proportions
+    c = np.array([1] * 30 + [0] * 12 + [1] * 40 + [0] * 18, float)
+    b = np.array([0] * 30 + [1] * 12 + [1] * 40 + [0] * 18, float)
+    n, n12, n21 = 100, 30, 12
+    p12, p21 = (n12 + 0.5) / (n + 2), (n21 + 0.5) / (n + 2)
+    d = p12 - p21
+    se = math.sqrt(((p12 + p21) - d * d) / (n + 2))
+    r = paired_delta(c, b, binary=True)
+    assert (r.ci_low, r.ci_high) == pytest.approx((d - 1.959964 * se, d + 1.959964 * se), abs=1e-6)
+    # no discordant pair at all still gives an honest, non-degenerate interval
+    same = paired_delta([1, 0, 1, 1], [1, 0, 1, 1], binary=True)
+    assert same.ci_low < 0 < same.ci_high
+
+
+def test_continuous_p_value_is_scipys_paired_t_test():
+    rng = np.random.default_rng(3)
+    c, b = rng.random(50), rng.random(50)
+    assert paired_delta(c, b, binary=False).p_value == pytest.approx(st.ttest_rel(c, b).pvalue)
+
+
+def test_cluster_robust_se_matches_statsmodels_ols_with_clustered_covariance():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(5)
+    d_c, d_b = rng.normal(0.1, 1, 60), rng.normal(0, 1, 60)
+    groups = np.repeat(np.arange(12), 5)
+    r = paired_delta(d_c, d_b, binary=False, clusters=[str(g) for g in groups])
+    fit = sm.OLS(d_c - d_b, np.ones(60)).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    t = st.t.ppf(0.975, 11)
+    assert (r.ci_low, r.ci_high) == pytest.approx((fit.params[0] - t * fit.bse[0], fit.params[0] + t * fit.bse[0]))
+
+
+def test_wilson_interval_matches_the_formula_and_behaves_at_the_edges():
+    n, k, z = 20, 14, st.norm.ppf(0.975)
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert wilson(k, n) == pytest.approx((centre - half, centre + half))
+    lo, hi = wilson(0, 10)
+    assert lo == pytest.approx(0, abs=1e-12) and 0 < hi < 0.35
+    lo, hi = wilson(10, 10)
+    assert 0.65 < lo < 1 and hi == pytest.approx(1)
+
+
+def test_detectable_effect_has_80_percent_power_by_scipys_noncentral_t():
+    sd, n = 0.45, 300
+    effect = mde(sd, n)
+    df, tcrit = n - 1, st.t.ppf(0.975, n - 1)
+    nc = effect / sd * math.sqrt(n)
+    power = st.nct.sf(tcrit, df, nc) + st.nct.cdf(-tcrit, df, nc)
+    assert power == pytest.approx(0.8, abs=1e-3)
+    need = cases_needed(0.05, sd)
+    assert mde(sd, need) <= 0.05 < mde(sd, need - 1)
+
+
+def test_holm_matches_the_step_down_rule():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06 > 0.05: stop)
+    assert holm(p) == [True, False, False, True]
+
+
+def test_stratified_sample_is_seeded_proportional_and_covers_every_stratum():
+    strata = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    s1, s2 = stratified_sample(strata, 20, seed=4), stratified_sample(strata, 20, seed=4)
+    assert s1 == s2 and len(s1) == 20 and s1 != stratified_sample(strata, 20, seed=5)
+    counts = {k: sum(strata[i] == k for i in s1) for k in "abc"}
+    assert counts == {"a": 12, "b": 6, "c": 2}
+    assert {strata[i] for i in stratified_sample(strata, 3, seed=0)} == {"a", "b", "c"}
+
+
+def test_stratified_estimate_weights_strata_by_their_share_of_the_suite():
+    d_a, d_b = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, -1.0])
+    c = np.concatenate([d_a, d_b])
+    r = paired_delta(c, np.zeros(6), binary=False, strata=["a"] * 4 + ["b"] * 2, population={"a": 10, "b": 30})
+    assert r.estimate == pytest.approx(0.25 * d_a.mean() + 0.75 * d_b.mean())
+    se = math.sqrt(0.25**2 * d_a.var(ddof=1) / 4 + 0.75**2 * d_b.var(ddof=1) / 2)
+    assert r.ci_high - r.ci_low == pytest.approx(2 * 1.959964 * se, rel=1e-5)

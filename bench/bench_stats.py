@@ -27,7 +27,7 @@ def cases(n: int) -> list[CaseResult]:
     def side(p: bool, score: float) -> SideResult:
         return SideResult(generation=Generation(text="x", latency_ms=5.0), passed=p,
                           checks=[CheckResult(type="contains", metric="contains", score=float(p), passed=p),
-                                  CheckResult(type="rouge_l", metric="rouge_l", score=score)])
+                                  CheckResult(type="rouge_l", metric="rouge_l", score=score, passed=None)])
 
     return [CaseResult(suite="s", id=f"c{i}", category=f"k{i % 4}", blocking=False, input="q",
                        candidate=side(bool(rng.random() < 0.7), float(rng.random())),

@@ -183,9 +183,12 @@ def test_a_run_benchmarks_both_models_and_reports_levels(tmp_path, llama):
 
     md = render_markdown(results)
     assert "### Benchmarks (lm-eval, forgetting)" in md and "heldout" in md and "✅ OK" in md
-    # a rerun is served from lm-eval's per-checkpoint caches
+    # a rerun with the same models, prompts, tasks and settings starts no lm-eval process: its saved results are reused
+    logs = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "logs").glob("lm-eval-*.log")}
+    assert len(logs) == 4  # 2 models x (loglikelihood, generation)
     again = Evaluation(load_config(root=tmp_path), discover_suites([tmp_path / "suites"]), progress=False)
     again.run()
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "logs").glob("lm-eval-*.log")} == logs
     assert [(b.task, b.metric, b.candidate, b.baseline) for b in again.benchmarks] == \
         [(b.task, b.metric, b.candidate, b.baseline) for b in ev.benchmarks]
 

@@ -85,6 +85,17 @@ def _cache_file(cache_dir: Path, target: Target, kind: str) -> str:
     return str(cache_dir / hashlib.sha256(key.encode()).hexdigest()[:20])
 
 
+def _results_key(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions, include: Path) -> str:
+    """Return the key of one lm-eval run's results: everything that determines them (model, prompt, tasks and their files, settings)."""
+    import importlib.metadata
+
+    files = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sorted(include.iterdir()) if p.is_file())).hexdigest()
+    key = json.dumps({"identity": target.identity, "system_prompt": target.system_prompt, "gen": target.gen_kwargs, "kind": kind,
+                      "tasks": tasks, "limit": opts.limit, "num_fewshot": opts.num_fewshot, "task_files": files,
+                      "lm_eval": importlib.metadata.version("lm-eval"), "scoring": target.completions_url is not None}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions, include: Path, out: Path, cache: str) -> list[str]:
     if kind == "loglikelihood":
         args = (f"model={target.model},base_url={target.completions_url},tokenizer_backend={target.tokenizer},"
@@ -141,8 +152,13 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
                 run.failures.append(f"benchmarks: {role} has no endpoint with correct prompt log-probabilities for {', '.join(names)} "
                                     "(engine external: set models.<role>.scoring_model to its GGUF)")
                 continue
-            out = work / f"{role}-{kind}"
-            log = log_dir / f"lm-eval-{role}-{kind}.log"
+            safe = role.replace(":", "-")  # file names without ":" (artifact uploads reject it)
+            out = work / f"{safe}-{kind}"
+            log = log_dir / f"lm-eval-{safe}-{kind}.log"
+            saved = cache_dir / f"{_results_key(target, kind, names, opts, include)}.results.json"
+            if saved.exists():  # the same model, prompt, tasks and settings ran before: no lm-eval process at all
+                _collect(json.loads(saved.read_text()), role, kind, scores)
+                continue
             cmd = _command(target, kind, names, opts, include, out, _cache_file(cache_dir, target, kind))
             with open(log, "w") as fh:
                 try:
@@ -156,16 +172,8 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
                                     f"{'timed out' if rc == -1 else f'exited {rc}'}: {tail[0][:200]} (log: {log})")
                 continue
             data = _read(out)
-            for task, metrics in data.get("results", {}).items():
-                hib = data.get("higher_is_better", {}).get(task, {})
-                n = data.get("n-samples", {}).get(task, {}).get("effective")
-                for key, value in metrics.items():
-                    if key == "alias" or "_stderr," in key or "," not in key:
-                        continue
-                    name = key.split(",")[0]
-                    row = scores.setdefault((task, key), {"kind": kind, "hib": bool(hib.get(name, True)), "n": n})
-                    row[role] = _num(value)
-                    row[f"{role}_stderr"] = _num(metrics.get(key.replace(",", "_stderr,", 1)))
+            saved.write_text(json.dumps({k: data.get(k, {}) for k in ("results", "higher_is_better", "n-samples")}))
+            _collect(data, role, kind, scores)
     refs = [r for r in targets if r.startswith("ref:")]
     for (task, metric), row in sorted(scores.items()):
         run.results.append(levels(BenchmarkResult(
@@ -174,6 +182,20 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
             candidate=row.get("candidate"), baseline=row.get("baseline"),
             candidate_stderr=row.get("candidate_stderr"), baseline_stderr=row.get("baseline_stderr"), level="OK"), opts))
     return run
+
+
+def _collect(data: dict[str, Any], role: str, kind: str, scores: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Add one lm-eval results file's metrics for ``role`` to ``scores`` ((task, metric) -> values by role)."""
+    for task, metrics in data.get("results", {}).items():
+        hib = data.get("higher_is_better", {}).get(task, {})
+        n = data.get("n-samples", {}).get(task, {}).get("effective")
+        for key, value in metrics.items():
+            if key == "alias" or "_stderr," in key or "," not in key:
+                continue
+            name = key.split(",")[0]
+            row = scores.setdefault((task, key), {"kind": kind, "hib": bool(hib.get(name, True)), "n": n})
+            row[role] = _num(value)
+            row[f"{role}_stderr"] = _num(metrics.get(key.replace(",", "_stderr,", 1)))
 
 
 def levels(r: BenchmarkResult, opts: BenchmarkOptions) -> BenchmarkResult:

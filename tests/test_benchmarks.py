@@ -20,7 +20,7 @@ import pytest
 from mergegate.benchmarks import levels, write_offline_tasks
 from mergegate.config import BenchmarkOptions, load_config
 from mergegate.results import BenchmarkResult
-from mergegate.runner import Evaluation
+from mergegate.evaluation import Evaluation
 from mergegate.serving import ManagedServer, free_port
 
 PROMPTS = ["The capital of France is Paris. The capital of Italy is Rome.",

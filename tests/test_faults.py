@@ -11,7 +11,7 @@ import pytest
 
 from mergegate.client import Job, ResponseCache, generate_all
 from mergegate.config import GenerationOptions
-from mergegate.runner import decide
+from mergegate.verdict import Evidence, Policy, decide
 from mergegate.serving import Endpoint
 
 
@@ -101,8 +101,8 @@ def test_persistent_5xx_is_an_error_and_the_run_is_incomplete(fault_server):
     resp = out[("candidate", "s", "c0")]
     assert resp.error and "InternalServerError" in resp.error
     assert resp.attempts == OPTS.max_retries + 1 and stats.errors == 1
-    verdict, code, reasons = decide([], [], [], stats.errors, tolerance=0)
-    assert (verdict, code) == ("INCOMPLETE", 2) and "1 request(s) failed" in reasons[0]
+    v = decide(Evidence(cases=[], request_errors=stats.errors), Policy(error_tolerance=0))
+    assert (v.outcome, v.exit_code) == ("INCOMPLETE", 2) and "1 request(s) failed" in v.reasons[0]
 
 
 @pytest.mark.parametrize("fault_server", [["400"]], indirect=True)
@@ -137,4 +137,4 @@ def test_errors_are_not_cached(fault_server, tmp_path):
 
 
 def test_tolerance_allows_some_errors_but_never_hides_them():
-    assert decide([], [], [], errors=1, tolerance=1)[0] == "INCOMPLETE"  # no case evaluated at all
+    assert decide(Evidence(cases=[], request_errors=1), Policy(error_tolerance=1)).outcome == "INCOMPLETE"  # no case evaluated at all

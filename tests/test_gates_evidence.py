@@ -91,19 +91,18 @@ def test_sample_must_be_positive(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == "mergegate: error: --sample wants a positive number of cases, got 0"
 
 
-def test_holm_turns_failures_that_do_not_survive_the_correction_into_insufficient(tmp_path):
+def test_holm_turns_failures_that_do_not_survive_the_correction_into_insufficient():
     from mergegate.results import Comparison, GateResult
     from mergegate.results.view import Finding
-    from mergegate.session import MergegateSession
+    from mergegate.verdict import Policy, apply_holm
 
-    (tmp_path / "mergegate.yaml").write_text("models:\n  candidate: {engine: external, model: m, base_url: 'http://x/v1'}\n"
-                                             "  baseline: {engine: external, model: m, base_url: 'http://x/v1'}\nstats: {holm: true}\n")
-    ms = MergegateSession(None, tmp_path, None, False, [])
     c = Comparison(name="pass_rate")
-    ms.gate_findings = {"g1": [Finding(True, "regressed", c, 0.05, 0.001)], "g2": [Finding(True, "regressed", c, 0.05, 0.03)],
-                        "g3": [Finding(False, "regressed", c, 0.05, 0.2)]}
+    findings = {"g1": [Finding(True, "regressed", c, 0.05, 0.001)], "g2": [Finding(True, "regressed", c, 0.05, 0.03)],
+                "g3": [Finding(False, "regressed", c, 0.05, 0.2)]}
     gates = [GateResult(name=n, outcome=o) for n, o in (("g1", "failed"), ("g2", "failed"), ("g3", "passed"))]
-    out = {g.name: g for g in ms._holm(gates)}
+    p_values = {name: [f.p_value for f in fs] for name, fs in findings.items()}
+    out = {g.name: g for g in apply_holm(gates, p_values, Policy(holm=True))}
     # Holm over 3: 0.001*3 = 0.003 rejected; 0.03*2 = 0.06 not: g2 no longer counts as a failure
     assert out["g1"].outcome == "failed" and out["g2"].outcome == "insufficient" and out["g3"].outcome == "passed"
+    assert {g.name: g.outcome for g in apply_holm(gates, p_values, Policy(holm=False))} == {"g1": "failed", "g2": "failed", "g3": "passed"}
     assert "Holm" in out["g2"].message

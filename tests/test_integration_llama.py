@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from mergegate.config import load_config
-from mergegate.runner import Evaluation
+from mergegate.evaluation import Evaluation
 from mergegate.suites import load_suite
 
 SUITE = textwrap.dedent("""\

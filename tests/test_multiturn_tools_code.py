@@ -10,7 +10,7 @@ import pytest
 
 from mergegate.config import load_config
 from mergegate.errors import InputError
-from mergegate.runner import Evaluation
+from mergegate.evaluation import Evaluation
 from mergegate.suites import load_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,10 @@ def test_a_failed_first_turn_fails_the_later_ones_without_a_request(tmp_path, ll
     ev = _evaluation(tmp_path, llama, [tmp_path / "chat.yaml"])
     from mergegate.client import Response
 
-    jobs, failed = ev._jobs({}, 2, {(r, "chat", "recall", 1): Response(error="server died") for r in ("candidate", "baseline")})
+    from mergegate.evaluation.requests import build_jobs
+
+    earlier = {(r, "chat", "recall", 1): Response(error="server died") for r in ("candidate", "baseline")}
+    jobs, failed = build_jobs(ev.loaded, list(ev.selected_cases()), {}, 2, earlier)
     assert jobs == [] and failed[("candidate", "chat", "recall")].error == "turn 1 failed: server died"
 
 

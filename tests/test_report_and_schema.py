@@ -15,7 +15,7 @@ from mergegate.cli import main, schemas
 from mergegate.client import ResponseCache, cache_key
 from mergegate.report import codeblock, inline, render_html, render_markdown
 from mergegate.results import CaseResult, CheckResult, Generation, RunMeta, RunResults, SideResult
-from mergegate.runner import decide
+from mergegate.verdict import Evidence, decide
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "@org/team please look ``` </details> <img src=https://evil.example/x.png> | col | <script>alert(1)</script> ````"
@@ -35,8 +35,8 @@ def _run(candidate_text=HOSTILE):
     g = summarize([case])
     suite = SuiteSummary(name="s", version="1", role="target", task="other", **g.model_dump(exclude={"pass_rate", "metrics", "latency_ms"}),
                          pass_rate=g.pass_rate, metrics=g.metrics, latency_ms=g.latency_ms)
-    verdict, code, reasons = decide([case], [], [], 0, 0)
-    return RunResults(verdict=verdict, exit_code=code, reasons=reasons, cases=[case], suites=[suite],
+    v = decide(Evidence(cases=[case]))
+    return RunResults(verdict=v.outcome, exit_code=v.exit_code, reasons=list(v.reasons), cases=[case], suites=[suite],
                       meta=RunMeta(mergegate_version="0", started_at="t", config_sha256="0" * 64, python="3", platform="p"))
 
 

@@ -116,7 +116,7 @@ def function_calling_server(llama, tmp_path_factory):
 
 def test_tool_calls_from_the_api_are_read_and_compared(tmp_path, function_calling_server):
     from mergegate.config import load_config
-    from mergegate.runner import Evaluation
+    from mergegate.evaluation import Evaluation
 
     (tmp_path / "mergegate.yaml").write_text(textwrap.dedent(f"""\
         models:

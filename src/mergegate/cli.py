@@ -14,11 +14,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import load_config
+from typing import TYPE_CHECKING
+
 from .errors import GitHubError, InputError, MergegateError
-from .github.api import DEFAULT_API_URL
-from .runner import load_shards, parse_shard
-from .suites import discover_suites
+
+if TYPE_CHECKING:
+    from .results import ShardMeta
+
+# Heavy modules (scorers, numpy, the OpenAI client) are imported inside the commands that need them:
+# `mergegate --help` and `mergegate comment` start in well under a second.
 
 __all__ = ["main"]
 
@@ -28,47 +32,46 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _pytest_session(args: argparse.Namespace, extra: list[str]) -> int:
+def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None, sample: Optional[int] = None,
+                    merge_from: Sequence[Path] = ()) -> int:
     """Validate inputs, then run the pytest session over suites and gates; return the verdict's exit code."""
     import pytest
 
+    from .config import load_config
+    from .session import RunOptions
+    from .suites import discover_suites
+    from .verdict import exit_code_of_pytest
+
     loaded = load_config(args.config, args.root)
     suites_dir = loaded.resolve(loaded.config.suites_dir)
-    discover_suites([suites_dir])  # bad suites fail here, in one line, before any server starts
+    suites = discover_suites([suites_dir])  # bad suites fail here, in one line, before any server starts; the session reuses them
     out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
     gates_dir = loaded.resolve(loaded.config.gates_dir)
     argv = [str(suites_dir)] + ([str(gates_dir)] if gates_dir.exists() else [])
     argv += ["--rootdir", str(loaded.root), "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "-q",
              # the CLI imported mergegate before pytest could rewrite its asserts; that is expected
              "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    if loaded.path is not None:
-        argv += ["--mergegate-config", str(loaded.path)]
-    if args.output:
-        argv += ["--mergegate-output", str(out)]
     if args.k:
         argv += ["-k", args.k]
-    if args.history:
-        argv += ["--mergegate-history", str(args.history)]
-    argv += extra + list(args.pytest_args)
-    code = int(pytest.main(argv))
+    argv += list(args.pytest_args)
+    options = RunOptions(config_path=str(loaded.path) if loaded.path else None, output_dir=str(out) if args.output else None,
+                         command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from),
+                         history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites))
+    code = int(pytest.main(argv, plugins=[options]))
     report = out / "report.md"
     if report.exists():
         print(f"report: {report}")
-    # pytest's own usage errors (4) and internal errors (3) are "could not complete" for a gate.
-    return code if code in (0, 1, 2) else 2
+    return exit_code_of_pytest(code)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Serve both models, evaluate (one shard with --shard), run the gates; return the verdict's exit code."""
-    extra = []
-    if args.shard:
-        parse_shard(args.shard)  # a malformed --shard is a one-line error before anything starts
-        extra += ["--mergegate-shard", args.shard]
-    if args.sample is not None:
-        if args.sample < 1:
-            raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
-        extra += ["--mergegate-sample", str(args.sample)]
-    return _pytest_session(args, extra)
+    from .evaluation import parse_shard
+
+    shard = parse_shard(args.shard) if args.shard else None  # a malformed --shard is a one-line error before anything starts
+    if args.sample is not None and args.sample < 1:
+        raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
+    return _pytest_session(args, shard=shard, sample=args.sample)
 
 
 def shard_files(paths: Sequence[str]) -> list[Path]:
@@ -88,17 +91,17 @@ def shard_files(paths: Sequence[str]) -> list[Path]:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Combine shard results into one results.json and report, run the gates; return the verdict's exit code."""
-    extra = []
+    from .evaluation import load_shards
+
     files = shard_files(args.paths)
     load_shards(files)  # shards that do not belong together are a one-line error, before pytest starts
-    for f in files:
-        extra += ["--mergegate-merge", str(f)]
-    return _pytest_session(args, extra)
+    return _pytest_session(args, merge_from=files)
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
     """Post or update the PR's one mergegate comment from a results.json; return 0, or 3 if it was not posted."""
     from .github import GitHubClient, RetryPolicy, check_head_sha, upsert_comment
+    from .github.api import DEFAULT_API_URL
     from .report import GITHUB_COMMENT_LIMIT, body_length, render_markdown
     from .results import RunResults, read_history
 
@@ -206,6 +209,7 @@ def cmd_human(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop model servers a run left behind (their pid files are in OUTPUT/logs)."""
+    from .config import load_config
     from .serving import stop_leftovers
 
     loaded = load_config(args.config, args.root)
@@ -217,6 +221,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the configured servers and keep them up until Ctrl-C."""
+    from .config import load_config
     from .serving import ServerFleet
 
     loaded = load_config(args.config, args.root)
@@ -233,6 +238,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate mergegate.yaml and the suites; print a one-line summary."""
+    from .config import load_config
+    from .suites import discover_suites
+
     loaded = load_config(args.config, args.root)
     paths = args.paths or [loaded.resolve(loaded.config.suites_dir)]
     suites = discover_suites(paths)
@@ -247,6 +255,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_contamination(args: argparse.Namespace) -> int:
     """Print, per suite, the cases whose text (input or reference) shares an n-gram with the training files; exit 0."""
+    from .suites import discover_suites
+    from .config import load_config
     from .contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
 
     loaded = load_config(args.config, args.root)

@@ -14,7 +14,8 @@ import pytest
 
 from .errors import InputError, MergegateError
 from .results import CaseResult, InsufficientEvidence, SuiteView
-from .session import MergegateSession
+from .evaluation import parse_shard
+from .session import MergegateSession, RunOptions
 from .suites import Case, LoadedSuite
 
 _KEY = pytest.StashKey[MergegateSession]()
@@ -38,11 +39,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", "mergegate_case: an eval case collected from a suite file")
     config.addinivalue_line("markers", "blocking: an eval case whose failure blocks the merge")
-    config.stash[_KEY] = MergegateSession(
-        config.getoption("--mergegate-config"), Path(str(config.rootpath)), config.getoption("--mergegate-output"),
-        progress=not config.getoption("--mergegate-no-progress"), command=list(sys.argv),
-        shard=config.getoption("--mergegate-shard"), merge_from=config.getoption("--mergegate-merge"),
-        history=config.getoption("--mergegate-history"), sample=config.getoption("--mergegate-sample"))
+    # `mergegate run` passes its RunOptions as a plugin object (pytest.main(argv, plugins=[options])): typed, and
+    # carrying the config and suites it already validated. A bare `pytest` run builds them from the options.
+    given = [p for p in config.pluginmanager.get_plugins() if isinstance(p, RunOptions)]
+    if given:
+        options = given[0]
+    else:
+        shard = config.getoption("--mergegate-shard")
+        try:
+            shard_meta = parse_shard(shard) if shard else None
+        except InputError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        history = config.getoption("--mergegate-history")
+        options = RunOptions(config_path=config.getoption("--mergegate-config"), output_dir=config.getoption("--mergegate-output"),
+                             progress=not config.getoption("--mergegate-no-progress"), command=tuple(sys.argv), shard=shard_meta,
+                             sample=config.getoption("--mergegate-sample"),
+                             merge_from=tuple(Path(p) for p in config.getoption("--mergegate-merge") or ()),
+                             history=Path(history) if history else None)
+    config.stash[_KEY] = MergegateSession(options, Path(str(config.rootpath)))
 
 
 def _session(config: pytest.Config) -> MergegateSession:
@@ -173,7 +187,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     if not _is_case(item):
         raised = call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.skip.Exception))
         insufficient = call.excinfo is not None and call.excinfo.errisinstance(InsufficientEvidence)
-        _session(item.config).record(report, is_gate=True, raised=raised, insufficient=insufficient)
+        _session(item.config).record(report, raised=raised, insufficient=insufficient)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,101 +1,116 @@
 """The state of one pytest session, kept on ``config`` by the plugin.
 
 Every plugin hook hands off to one method here; this module holds the logic
-of "which items are cases, which are gates, what is the verdict" without
-defining pytest hooks itself.
+of "which items are cases, which are gates" without defining pytest hooks
+itself. The verdict is decided by :mod:`mergegate.verdict`, from the
+evaluation's own data: gates get a copy, so what a gate does to its
+``results`` cannot reach the decision.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
+from .evaluation import Evaluation, shard_of
 from .report import write_outputs
-from .results import CaseResult, GateResult, Results, RunResults
-from .results import read_history
-from .runner import Evaluation, parse_shard, shard_of
-from .suites import LoadedSuite, discover_suites, load_suite
+from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
+from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
+from .verdict import apply_holm
 
-__all__ = ["MergegateSession"]
+__all__ = ["MergegateSession", "RunOptions"]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, as pytest registers it as a plugin
+class RunOptions:
+    """What one session evaluates and where it writes: built by the CLI, or from pytest's ``--mergegate-*`` options.
+
+    ``loaded`` and ``suites``: the config and suites the CLI already loaded
+    and validated, so the session does not parse them again.
+    """
+
+    config_path: Optional[str] = None
+    output_dir: Optional[str] = None
+    progress: bool = True
+    command: tuple[str, ...] = ()
+    shard: Optional[ShardMeta] = None
+    sample: Optional[int] = None
+    merge_from: tuple[Path, ...] = ()
+    history: Optional[Path] = None
+    loaded: Optional[LoadedConfig] = field(default=None, compare=False)
+    suites: tuple[LoadedSuite, ...] = field(default=(), compare=False)
 
 
 class MergegateSession:
     """Collects suites, runs the evaluation before the first test, decides the verdict at the end."""
 
-    def __init__(self, config_path: Optional[str], root: Path, output_dir: Optional[str], progress: bool, command: list[str],
-                 shard: Optional[str] = None, merge_from: Optional[list[str]] = None, history: Optional[str] = None,
-                 sample: Optional[int] = None):
-        self._config_path = config_path
-        self._shard_text = shard
-        self.sample_size = sample
-        self.sample_meta = None
-        self.merge_from = [Path(p) for p in merge_from or []]
-        self.history_path = Path(history) if history else None
+    def __init__(self, options: RunOptions, root: Path):
+        self.options = options
         self.root = root
-        self._output_override = output_dir
-        self.progress = progress
-        self.command = command
-        self._loaded: Optional[LoadedConfig] = None
-        self.suites: dict[Path, LoadedSuite] = {}
-        self.case_items: list[Any] = []
+        self._loaded = options.loaded
+        self.suites: dict[Path, LoadedSuite] = {ls.path.resolve(): ls for ls in options.suites}
+        self._all_suites: Optional[list[LoadedSuite]] = None
+        self.sample_meta: Optional[SampleMeta] = None
         self.gate_reports: dict[str, GateResult] = {}
         self.failures: list[str] = []
         self.warnings: list[str] = []
         self.active = False
         self.evaluation: Optional[Evaluation] = None
         self._by_id: dict[tuple[str, str], CaseResult] = {}
+        self._view: Optional[Results] = None
         self.run: Optional[RunResults] = None
         self.written: dict[str, Path] = {}
         self._advisory_read = False  # the running gate read a metric of an uncalibrated, advisory judge
-        self._findings: list[Any] = []  # what regressed()/improved() concluded in the running gate
-        self.gate_findings: dict[str, list[Any]] = {}
+        self._findings: list[Finding] = []  # what regressed()/improved() concluded in the running gate
+        self.gate_findings: dict[str, list[Finding]] = {}
 
     # -- configuration and suites -------------------------------------------------
     @property
     def loaded(self) -> LoadedConfig:
         """Return the run's config (loaded on first use)."""
         if self._loaded is None:
-            self._loaded = load_config(self._config_path, self.root)
+            self._loaded = load_config(self.options.config_path, self.root)
         return self._loaded
+
+    @property
+    def shard(self) -> Optional[ShardMeta]:
+        """Return this session's shard, or None when it evaluates every selected case."""
+        return self.options.shard
 
     def is_suite_path(self, path: Path) -> bool:
         """Return True when ``path`` is a suite file: YAML inside the configured suites folder."""
-        from .suites import is_suite_file
-
         if not is_suite_file(path):
             return False
-        suites_dir_name = Path(self.loaded.config.suites_dir).name
-        return suites_dir_name in path.parts[:-1]
+        return Path(self.loaded.config.suites_dir).name in path.parts[:-1]
 
     def suite_at(self, path: Path) -> LoadedSuite:
-        """Return the suite in ``path`` (loaded once); raise SuiteError for a bad file."""
-        path = path.resolve()
+        """Return the suite in ``path``, parsed once per session; raise SuiteError for a bad file."""
+        path = Path(path).resolve()
         if path not in self.suites:
             self.active = True
             self.suites[path] = load_suite(path)
         return self.suites[path]
 
     def all_suites(self) -> list[LoadedSuite]:
-        """Return every suite of the configured folder (for gates run without case items)."""
-        return discover_suites([self.loaded.resolve(self.loaded.config.suites_dir)])
+        """Return every suite of the configured folder (for gates run without case items), parsed once per session."""
+        if self._all_suites is None:
+            self._all_suites = discover_suites([self.loaded.resolve(self.loaded.config.suites_dir)], load=self.suite_at)
+        return self._all_suites
 
-    # -- sharding ---------------------------------------------------------------------
-    @property
-    def shard(self):
-        """Return this session's :class:`ShardMeta`, or None when it evaluates every selected case."""
-        return parse_shard(self._shard_text) if self._shard_text else None
-
-    def select_sample(self, items: list[Any], is_case: Any) -> tuple[list[Any], list[Any]]:
+    # -- selection ------------------------------------------------------------------
+    def select_sample(self, items: list[Any], is_case: Callable[[Any], bool]) -> tuple[list[Any], list[Any]]:
         """Return ``(kept, deselected)``: a seeded sample of the case items, stratified by suite and category."""
-        if self.sample_size is None:
+        size = self.options.sample
+        if size is None:
             return items, []
-        from .results import SampleMeta
         from .stats import stratified_sample
 
-        if self.sample_size < 1:
-            raise InputError(f"--sample wants a positive number of cases, got {self.sample_size}")
+        if size < 1:
+            raise InputError(f"--sample wants a positive number of cases, got {size}")
         self.active = True
         cases = [it for it in items if is_case(it)]
         strata = [(it.suite.name, it.case.category) for it in cases]
@@ -103,12 +118,12 @@ class MergegateSession:
         for suite, cat in strata:
             population.setdefault(suite, {}).setdefault(cat, 0)
             population[suite][cat] += 1
-        chosen = {id(cases[i]) for i in stratified_sample(strata, self.sample_size, self.loaded.config.stats.seed)}
+        chosen = {id(cases[i]) for i in stratified_sample(strata, size, self.loaded.config.stats.seed)}
         self.sample_meta = SampleMeta(size=len(chosen), seed=self.loaded.config.stats.seed, population=population)
         kept = [it for it in items if not is_case(it) or id(it) in chosen]
         return kept, [it for it in items if is_case(it) and id(it) not in chosen]
 
-    def select_shard(self, items: list[Any], is_case: Any) -> tuple[list[Any], list[Any]]:
+    def select_shard(self, items: list[Any], is_case: Callable[[Any], bool]) -> tuple[list[Any], list[Any]]:
         """Return ``(kept, deselected)``: this shard's case items; gates wait for ``mergegate merge``."""
         shard = self.shard
         if shard is None:
@@ -125,25 +140,26 @@ class MergegateSession:
         return kept, dropped
 
     # -- evaluation -----------------------------------------------------------------
-    def evaluate(self, items: list[Any], is_case: Any) -> None:
+    def evaluate(self, items: list[Any], is_case: Callable[[Any], bool]) -> None:
         """Evaluate the selected case items (or, with none, every suite if any gate needs results)."""
         cases = [it for it in items if is_case(it)]
         gates = [it for it in items if not is_case(it) and self.wants_results(it)]
         if not cases and not gates:
             return
         self.active = True
+        command = list(self.options.command)
         try:
             if cases:
                 suites = list({id(it.suite): it.suite for it in cases}.values())
-                selection = {(it.suite.name, it.case.id) for it in cases}
+                selection: Optional[set[tuple[str, str]]] = {(it.suite.name, it.case.id) for it in cases}
             else:
                 suites, selection = self.all_suites(), None
-            if self.merge_from:
+            if self.options.merge_from:
                 if not cases:  # a merge evaluates the cases the shards ran; gates alone still need them all
                     selection = None
-                self.evaluation = Evaluation.from_shards(self.loaded, suites, self.merge_from, selection, command=self.command)
+                self.evaluation = Evaluation.from_shards(self.loaded, suites, list(self.options.merge_from), selection, command=command)
             else:
-                self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.progress, command=self.command,
+                self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.options.progress, command=command,
                                              shard=self.shard, sample=self.sample_meta)
                 self.evaluation.run()
         except MergegateError as exc:
@@ -161,13 +177,23 @@ class MergegateSession:
         return self._by_id.get((suite, case_id))
 
     def results(self) -> Results:
-        """Return the results view gates assert on; raise if the evaluation did not run."""
+        """Return the one results view every gate reads (built once); raise if the evaluation did not run.
+
+        It wraps a deep copy of the assembled results: the verdict is decided
+        from the evaluation's own data, which no gate can reach.
+        """
         if self.evaluation is None:
             raise MergegateError("evaluation did not run: " + ("; ".join(self.failures) or "no suites"))
-        return Results(self.evaluation.partial_results(), on_advisory_read=self._mark_advisory, on_finding=self._findings.append)
+        if self._view is None:
+            self._view = Results(copy.deepcopy(self.evaluation.results()), on_advisory_read=self._mark_advisory,
+                                 on_finding=self._record_finding)
+        return self._view
 
     def _mark_advisory(self) -> None:
         self._advisory_read = True
+
+    def _record_finding(self, finding: Finding) -> None:
+        self._findings.append(finding)
 
     def begin_gate(self) -> None:
         """Note that a new gate starts (it has read no judge metric and concluded nothing yet)."""
@@ -175,58 +201,34 @@ class MergegateSession:
         self._findings = []
 
     # -- reporting ------------------------------------------------------------------
-    def record(self, report: Any, is_gate: bool, raised: bool = False, insufficient: bool = False) -> None:
+    def record(self, report: Any, raised: bool = False, insufficient: bool = False) -> None:
         """Record the outcome of a gate test from its pytest report.
 
         ``raised``: the gate raised something other than AssertionError — it could
         not be evaluated, which is an error (INCOMPLETE), not a failed gate (NO-GO).
         """
-        if not is_gate:
-            return
         name = report.nodeid
-        if report.when == "call" or (report.outcome != "passed"):
-            if report.skipped:
-                outcome = "skipped"
-            elif report.failed:
-                outcome = "failed" if report.when == "call" and not raised else "error"
-            else:
-                outcome = "passed"
-            message = ""
-            if report.failed or report.skipped:
-                message = _short_message(report)
-            if insufficient and outcome == "failed":
-                outcome = "insufficient"
-                message = message.split("InsufficientEvidence: ", 1)[-1]
-            if report.when == "call":
-                self.gate_findings[name] = list(self._findings)
-            if self._advisory_read and outcome in ("passed", "failed", "insufficient"):
-                # it read metrics of a judge that failed calibration: shown, never blocking
-                message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")
-                outcome = "advisory"
-            previous = self.gate_reports.get(name)
-            if previous is None or previous.outcome in ("passed", "advisory", "insufficient"):
-                self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
-
-    def _holm(self, gates: list[GateResult]) -> list[GateResult]:
-        """Return ``gates`` with failures that do not survive Holm's correction turned 'insufficient' (if configured)."""
-        try:
-            opts = self.loaded.config.stats
-        except MergegateError:
-            return gates
-        family = [(name, f) for name, fs in self.gate_findings.items() for f in fs]
-        if not opts.holm or not family:
-            return gates
-        from .stats import holm
-
-        keep = holm([f.p_value if f.p_value is not None else 0.0 for _, f in family], alpha=1 - opts.level)
-        weak = {name for (name, _), ok in zip(family, keep, strict=True) if not ok}
-        out = []
-        for g in gates:
-            if g.outcome == "failed" and g.name in weak:
-                g = GateResult(name=g.name, outcome="insufficient",
-                               message=f"not significant after Holm's correction over {len(family)} comparisons: {g.message}")
-            out.append(g)
-        return out
+        if report.when != "call" and report.outcome == "passed":
+            return
+        if report.skipped:
+            outcome = "skipped"
+        elif report.failed:
+            outcome = "failed" if report.when == "call" and not raised else "error"
+        else:
+            outcome = "passed"
+        message = _short_message(report) if report.failed or report.skipped else ""
+        if insufficient and outcome == "failed":
+            outcome = "insufficient"
+            message = message.split("InsufficientEvidence: ", 1)[-1]
+        if report.when == "call":
+            self.gate_findings[name] = list(self._findings)
+        if self._advisory_read and outcome in ("passed", "failed", "insufficient"):
+            # it read metrics of a judge that failed calibration: shown, never blocking
+            message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")
+            outcome = "advisory"
+        previous = self.gate_reports.get(name)
+        if previous is None or previous.outcome in ("passed", "advisory", "insufficient"):
+            self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
 
     def finish(self, interrupted: bool) -> Optional[int]:
         """Decide the verdict, write the outputs; return the exit code (None if inactive)."""
@@ -235,19 +237,20 @@ class MergegateSession:
         failures = list(self.failures)
         if interrupted:
             failures.append("the pytest session was interrupted (Ctrl-C, or a suite or gate file failed to load)")
-        gates = self._holm(list(self.gate_reports.values()))
         if self.evaluation is None:
             try:
-                self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=self.command, shard=self.shard)
+                self.evaluation = Evaluation(self.loaded, [], set(), progress=False, command=list(self.options.command), shard=self.shard)
             except InputError as exc:
                 failures.append(str(exc))
                 return 2
+        findings = {name: [f.p_value for f in fs] for name, fs in self.gate_findings.items()}
+        gates = apply_holm(list(self.gate_reports.values()), findings, self.evaluation.policy)
         self.run = self.evaluation.finish(gates, failures)
-        out = Path(self._output_override) if self._output_override else self.loaded.resolve(self.loaded.config.output_dir)
+        out = Path(self.options.output_dir) if self.options.output_dir else self.loaded.resolve(self.loaded.config.output_dir)
         history = None
-        if self.history_path is not None and self.history_path.exists():
+        if self.options.history is not None and self.options.history.exists():
             try:
-                history = read_history(self.history_path, limit=20)
+                history = read_history(self.options.history, limit=20)
             except InputError as exc:  # a broken history file costs the trend, not the verdict
                 self.warnings.append(f"history ignored: {exc}")
         self.written = write_outputs(self.run, out, history=history)

@@ -12,11 +12,9 @@ import re
 import string
 from collections import Counter
 from functools import lru_cache
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import sacrebleu
 from pydantic import Field
-from rouge_score import rouge_scorer
 
 from .registry import CheckContext, check
 from .text import reference_of
@@ -45,8 +43,15 @@ def token_f1_score(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+if TYPE_CHECKING:
+    from rouge_score.rouge_scorer import RougeScorer
+
+
 @lru_cache(maxsize=None)
-def _rouge(kind: str) -> rouge_scorer.RougeScorer:
+def _rouge(kind: str) -> "RougeScorer":
+    # imported on first use: rouge-score pulls in nltk (~6 s), which `mergegate --help` should not pay
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer([kind], use_stemmer=True)
 
 
@@ -82,10 +87,14 @@ def rouge2(ctx: CheckContext, value: _Value = None) -> float:
 @check("bleu", kind="score", uses_reference=True)
 def bleu(ctx: CheckContext, value: _Value = None) -> float:
     """Sentence BLEU (sacrebleu, exponential smoothing) divided by 100, in [0, 1]."""
+    import sacrebleu
+
     return sacrebleu.sentence_bleu(ctx.output, [reference_of(ctx, value)]).score / 100.0
 
 
 @check("chrf", kind="score", uses_reference=True)
 def chrf(ctx: CheckContext, value: _Value = None) -> float:
     """Sentence chrF (sacrebleu) divided by 100, in [0, 1]."""
+    import sacrebleu
+
     return sacrebleu.sentence_chrf(ctx.output, [reference_of(ctx, value)]).score / 100.0

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from ..checks import REGISTRY
 from ..client import Job, Response, ResponseCache, generate_all
 from ..config import GenerationOptions, JudgeConfig
-from ..results import CalibrationSummary, JudgeSummary, JudgeUsage
+from ..results import ROLES, CalibrationSummary, JudgeSummary, JudgeUsage
 from ..serving import Endpoint
 from . import prompts
 from .calibration import LoadedCalibration
@@ -24,7 +24,6 @@ from .stats import agreement, cohen_kappa, combine_orders, fleiss_kappa, majorit
 
 __all__ = ["Task", "Answer", "JudgePhase", "run_judge_phase", "ask"]
 
-ROLES = ("candidate", "baseline")
 MAX_TOKENS = 200
 
 

@@ -6,14 +6,12 @@ from collections import defaultdict
 from typing import Any, Iterable, Optional
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from ..stats import cases_needed, mde, paired_delta, wilson
-from .models import CaseResult, Comparison, GroupSummary, PairedDelta, PairwiseSummary, SideResult
+from .models import ROLES, CaseResult, Comparison, GroupSummary, PairedDelta, PairwiseSummary, SideResult
 
 __all__ = ["summarize", "percentile", "paired", "population"]
 
-ROLES = ("candidate", "baseline")
 
 
 def percentile(values: list[float], q: float) -> Optional[float]:
@@ -40,6 +38,8 @@ def _classification(sides: list[SideResult]) -> dict[str, float]:
                 got.append(str(c.extra["label"]).lower() if c.extra.get("label") is not None else "<none>")
     if not expected:
         return {}
+    from sklearn.metrics import f1_score  # here, not at import: scikit-learn takes ~0.8 s to import
+
     labels = sorted(set(expected))  # macro over the true classes; "<none>" counts as a wrong prediction
     return {
         "macro_f1": float(f1_score(expected, got, labels=labels, average="macro", zero_division=0)),

@@ -10,11 +10,13 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-__all__ = ["RESULTS_SCHEMA_VERSION", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
+__all__ = ["RESULTS_SCHEMA_VERSION", "ROLES", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
            "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta",
            "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary", "PairedDelta", "SampleMeta"]
 
 RESULTS_SCHEMA_VERSION = 1
+# The two sides of every comparison, in the order reports show them.
+ROLES = ("candidate", "baseline")
 # PENDING: the results of one shard (``--shard i/n``); ``mergegate merge`` decides the verdict.
 Verdict = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
 

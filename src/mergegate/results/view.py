@@ -93,10 +93,14 @@ class GroupView:
         self._on_finding = on_finding
         self._stats = stats
         self._population = population
+        self._children: dict[str, GroupView] = {}
 
     def _child(self, name: str, cases: list[CaseResult]) -> "GroupView":
-        return GroupView(name, summarize(cases, self._stats, self._population), cases, self._judge_guard, self._on_finding,
-                         self._stats, self._population)
+        # one results view serves every gate of a session: each group's intervals are computed once
+        if name not in self._children:
+            self._children[name] = GroupView(name, summarize(cases, self._stats, self._population), cases, self._judge_guard,
+                                             self._on_finding, self._stats, self._population)
+        return self._children[name]
 
     def delta(self, metric: str = "pass_rate") -> Comparison:
         """Return candidate vs baseline on ``metric``, with the paired interval as ``.ci_low`` / ``.ci_high`` / ``.paired``."""
@@ -242,6 +246,8 @@ class Results:
         self._on_advisory_read = on_advisory_read
         self._kw = dict(on_finding=on_finding, stats=StatsOptions(**run.meta.stats), population=population(run.meta.sample))
         g = self._judge_guard
+        self._categories: dict[str, Optional[GroupView]] = {}
+        self._all: Optional[GroupView] = None
         self._suites = {s.name: SuiteView(s, [c for c in self._counted() if c.suite == s.name], g, **self._kw) for s in run.suites}
 
     def _judge_guard(self) -> None:
@@ -292,14 +298,17 @@ class Results:
 
     def category(self, name: str) -> Optional[GroupView]:
         """Return the cases of category ``name`` across all suites, or None if there are none."""
-        cases = [c for c in self._counted() if c.category == name]
-        if not cases:
-            return None
-        return GroupView(name, summarize(cases, self._kw["stats"], self._kw["population"]), cases, self._judge_guard, **self._kw)
+        if name not in self._categories:
+            cases = [c for c in self._counted() if c.category == name]
+            summary = self.run.categories.get(name) or summarize(cases, self._kw["stats"], self._kw["population"])
+            self._categories[name] = GroupView(name, summary, cases, self._judge_guard, **self._kw) if cases else None
+        return self._categories[name]
 
     @property
     def all(self) -> GroupView:
         """Return every case of the run as one group."""
-        counted = self._counted()
-        return GroupView("all", summarize(counted, self._kw["stats"], self._kw["population"]), counted,
-                         self._judge_guard, **self._kw)
+        if self._all is None:
+            counted = self._counted()
+            self._all = GroupView("all", summarize(counted, self._kw["stats"], self._kw["population"]), counted,
+                                  self._judge_guard, **self._kw)
+        return self._all

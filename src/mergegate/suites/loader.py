@@ -6,7 +6,7 @@ import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -171,8 +171,11 @@ def is_suite_file(path: Path) -> bool:
     return path.suffix in (".yaml", ".yml") and not path.name.startswith("_") and not path.name.endswith(".calibration.yaml")
 
 
-def discover_suites(paths: Iterable[str | Path]) -> list[LoadedSuite]:
-    """Return every suite under ``paths`` (files or folders), sorted by path; names must be unique."""
+def discover_suites(paths: Iterable[str | Path], load: Callable[[Path], LoadedSuite] = load_suite) -> list[LoadedSuite]:
+    """Return every suite under ``paths`` (files or folders), sorted by path; names must be unique.
+
+    ``load``: how one file is read (a session passes its own, which parses each file once).
+    """
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -181,7 +184,7 @@ def discover_suites(paths: Iterable[str | Path]) -> list[LoadedSuite]:
             files.append(p)
         else:
             raise SuiteError("file not found", p)
-    loaded = [load_suite(f) for f in files]
+    loaded = [load(f) for f in files]
     seen: dict[str, Path] = {}
     for ls in loaded:
         if ls.name in seen:

@@ -1,0 +1,177 @@
+"""The orchestrator: one :class:`Evaluation` runs the phases in order and hands typed data between them.
+
+serve → build requests → generate (one concurrent batch per turn) → judge →
+benchmarks → score → assemble (once) → decide (in :mod:`mergegate.verdict`).
+No pytest here: the plugin drives one Evaluation per session; scripts and the
+benchmarks can drive it directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from ..client import GenerationStats, Job, Response, ResponseCache, generate_all
+from ..config.loader import LoadedConfig
+from ..contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
+from ..errors import IncompleteError
+from ..judge import JudgePhase
+from ..results import ROLES, BenchmarkResult, CaseResult, ContaminationSummary, GateResult, RunResults, SampleMeta, ShardMeta
+from ..serving import Endpoint, ServerFleet
+from ..suites import Case, LoadedSuite
+from ..verdict import Evidence, Policy, Verdict, decide
+from .assemble import Produced, assemble
+from .benchmarks import run_benchmark_phase
+from .judging import calibration_sets, check_judge_configured, judge_outputs, uses_judge
+from .provenance import model_meta, now, run_meta
+from .requests import build_jobs
+from .scoring import ResponseKey, score_cases
+from .shards import merge_shards
+
+__all__ = ["Evaluation"]
+
+
+class Evaluation:
+    """One evaluation run over ``suites`` (optionally a ``selection`` of ``(suite, case_id)``)."""
+
+    def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
+                 *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None,
+                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None):
+        self.loaded = loaded
+        self.suites = suites
+        self.selection = selection
+        self.progress = progress
+        self.output_dir = loaded.resolve(loaded.config.output_dir)
+        self.log_dir = log_dir or self.output_dir / "logs"
+        self.policy = Policy.from_config(loaded.config)
+        self.cases: list[CaseResult] = []
+        self.stats = GenerationStats()
+        self.failures: list[str] = []
+        self.meta = run_meta(loaded, command, shard, sample)
+        self.on_result: Optional[Callable[[Job, Response], None]] = None
+        self.judge_phase: Optional[JudgePhase] = None
+        self.contamination: Optional[ContaminationSummary] = None
+        self.benchmarks: list[BenchmarkResult] = []
+        self._assembled: Optional[RunResults] = None
+
+    def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
+        """Yield ``(suite, case)`` for every case this run evaluates."""
+        for ls in self.suites:
+            for case in ls.suite.cases:
+                if self.selection is None or (ls.name, case.id) in self.selection:
+                    yield ls, case
+
+    # -- the phases ----------------------------------------------------------------------
+    def run(self, endpoints: Optional[dict[str, Endpoint]] = None) -> list[CaseResult]:
+        """Serve (unless ``endpoints`` are given), generate everything, judge, benchmark, score; return the case results.
+
+        Problems that keep the run from completing are collected in ``failures``
+        (the verdict will be INCOMPLETE); this method raises only for bad input.
+        """
+        cfg = self.loaded.config
+        selected = list(self.selected_cases())
+        judged = uses_judge(selected)
+        check_judge_configured(self.loaded, selected)
+        calibration = calibration_sets(self.loaded) if judged else None  # bad input surfaces before any server starts
+        self.check_contamination()
+        responses: dict[ResponseKey, Response] = {}
+        fleet = None
+        try:
+            if endpoints is None:
+                fleet = ServerFleet(self.loaded, self.log_dir)
+                endpoints = fleet.start(list(cfg.serving_roles()) if judged else list(ROLES))
+            self.meta.models = model_meta(self.loaded, endpoints)
+            cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
+            try:
+                self._generate(selected, endpoints, cache, responses)
+                if calibration is not None:
+                    self.judge_phase = judge_outputs(self.loaded, selected, endpoints, responses, cache, calibration, self.progress)
+                    self.failures += self.judge_phase.failures
+                if cfg.benchmarks is not None and (self.meta.shard is None or self.meta.shard.index == 1):
+                    # sharded runs: shard 1 runs them once
+                    self.benchmarks, failed = run_benchmark_phase(self.loaded, endpoints, self.output_dir, self.log_dir)
+                    self.failures += failed
+            finally:
+                if cache is not None:
+                    cache.close()
+            for ep in endpoints.values():
+                ep.raise_if_dead()
+        except IncompleteError as exc:
+            # keep what was generated: the report shows it, the verdict is INCOMPLETE anyway
+            self.failures.append(str(exc))
+        finally:
+            if fleet is not None:
+                fleet.stop()
+        contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
+        self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated)
+        self._assembled = None
+        return self.cases
+
+    def _generate(self, selected: list[tuple[LoadedSuite, Case]], endpoints: dict[str, Endpoint], cache: Optional[ResponseCache],
+                  responses: dict[ResponseKey, Response]) -> None:
+        """Generate every request, one concurrent batch per turn (turn k of a multi-turn case needs the answer to turn k-1)."""
+        for turn in range(1, max((c.n_turns for _, c in selected), default=1) + 1):
+            jobs, failed = build_jobs(self.loaded, selected, endpoints, turn, responses)
+            got, stats = generate_all(jobs, cache, self.loaded.config.generation, progress=self.progress, on_result=self.on_result)
+            responses.update(got)
+            responses.update(failed)
+            self.stats = stats if turn == 1 else self.stats.merged(stats)
+
+    def check_contamination(self) -> None:
+        """Scan the candidate's ``training_data`` for every selected case's n-grams (streamed; InputError for a missing file)."""
+        cand = self.loaded.config.models["candidate"]
+        if not cand.training_data:
+            return
+        opts = self.loaded.config.contamination
+        files = resolve_training_files(cand.training_data, self.loaded.root, self.loaded.path)
+        report = find_overlaps([case_texts(ls.name, case) for ls, case in self.selected_cases()],
+                               iter_training_texts(files, opts.fields or None), opts.n, opts.min_words)
+        self.contamination = ContaminationSummary(**summary_of(report, opts.on_contaminated, self.loaded.root))
+
+    @classmethod
+    def from_shards(cls, loaded: LoadedConfig, suites: list[LoadedSuite], files: list[Path],
+                    selection: Optional[set[tuple[str, str]]] = None, command: Optional[list[str]] = None) -> "Evaluation":
+        """Return an evaluation whose cases come from shard ``results.json`` files instead of the models."""
+        ev = cls(loaded, suites, selection, progress=False, command=command)
+        merged = merge_shards(files, suites, ev.selected_cases())
+        ev.cases, ev.failures = merged.cases, merged.failures
+        ev.stats = GenerationStats(requests_sent=merged.requests_sent, cache_hits=merged.cache_hits, errors=merged.errors,
+                                   wall_s=merged.wall_s, per_role=merged.per_role)
+        ev.benchmarks, ev.contamination = merged.benchmarks, merged.contamination
+        if merged.judge is not None:
+            ev.judge_phase = JudgePhase(summary=merged.judge)
+        m = merged.meta
+        assert m is not None
+        ev.meta = ev.meta.model_copy(update={"models": m.models, "sample": m.sample, "git_commit": m.git_commit, "git_dirty": m.git_dirty,
+                                             "started_at": m.started_at, "merged_from": m.merged_from})
+        return ev
+
+    # -- results and verdict -------------------------------------------------------------
+    def counted_cases(self) -> list[CaseResult]:
+        """Return the cases that count toward metrics, gates and blocking (contaminated ones left out when configured)."""
+        if self.contamination is not None and self.contamination.on_contaminated == "exclude":
+            return [c for c in self.cases if not c.contaminated]
+        return self.cases
+
+    def results(self) -> RunResults:
+        """Return the run's results with every summary computed (once), the verdict still open (INCOMPLETE)."""
+        if self._assembled is None:
+            produced = Produced(cases=self.cases, counted=self.counted_cases(), stats=self.stats,
+                                judge=self.judge_phase.summary if self.judge_phase else None, contamination=self.contamination,
+                                benchmarks=self.benchmarks)
+            self._assembled = assemble(self.loaded, self.suites, self.meta, produced)
+        return self._assembled
+
+    def verdict(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> Verdict:
+        """Return the verdict of this run with ``gates`` (and further ``failures`` the caller saw)."""
+        return decide(Evidence(cases=self.counted_cases(), gates=gates, failures=self.failures + list(failures),
+                               request_errors=self.stats.errors,
+                               contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
+                               shard=self.meta.shard, cases_evaluated=len(self.cases)), self.policy)
+
+    def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> RunResults:
+        """Return the complete :class:`RunResults` with the verdict decided."""
+        v = self.verdict(gates, failures)
+        run = self.results()
+        return run.model_copy(update={"verdict": v.outcome, "exit_code": v.exit_code, "reasons": list(v.reasons), "gates": list(gates),
+                                      "meta": run.meta.model_copy(update={"finished_at": now()})})

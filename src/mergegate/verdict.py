@@ -1,0 +1,159 @@
+"""The verdict: GO, NO-GO, INCOMPLETE (or PENDING for one shard), decided here and nowhere else.
+
+Every policy that turns evidence into a merge decision lives in :func:`decide`:
+request-error tolerance, failures that kept the run from completing, gates that
+could not be evaluated, failed gates and blocking cases, insufficient evidence,
+advisory judge gates, contamination, and shards. The pytest plugin, the CLI,
+``mergegate merge`` and the PR comment all read the :class:`Verdict` it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .results.models import CaseResult, GateResult, ShardMeta
+
+__all__ = ["Outcome", "EXIT_CODES", "Verdict", "Policy", "Evidence", "decide", "apply_holm", "exit_code_of_pytest"]
+
+Outcome = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
+# PENDING: one shard's results; `mergegate merge` decides. It exits 0 so the shard job succeeds and the gate job runs.
+EXIT_CODES: dict[str, int] = {"GO": 0, "NO-GO": 1, "INCOMPLETE": 2, "PENDING": 0}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision and why: ``outcome``, the process ``exit_code``, and ``reasons`` a person can read."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """Return 0 GO (and PENDING), 1 NO-GO, 2 INCOMPLETE."""
+        return EXIT_CODES[self.outcome]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The config's decision options (see ``generation``, ``stats`` and ``contamination`` in mergegate.yaml)."""
+
+    error_tolerance: int = 0
+    insufficient_blocks: bool = False
+    on_contaminated: str = "report"
+    holm: bool = False
+    level: float = 0.95
+
+    @classmethod
+    def from_config(cls, config: "Config") -> "Policy":
+        """Return the policy ``config`` asks for."""
+        return cls(error_tolerance=config.generation.error_tolerance,
+                   insufficient_blocks=config.stats.insufficient_evidence == "block",
+                   on_contaminated=config.contamination.on_contaminated, holm=config.stats.holm, level=config.stats.level)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the run produced that the decision reads (never the view gates were handed)."""
+
+    cases: Sequence["CaseResult"]
+    """The cases that count (contaminated ones already left out under ``on_contaminated: exclude``)."""
+    gates: Sequence["GateResult"] = ()
+    failures: Sequence[str] = ()
+    """What kept the run from completing: server death, judge or benchmark errors, load errors, interruption."""
+    request_errors: int = 0
+    contaminated: int = 0
+    """Cases found in the candidate's training data (when a check ran)."""
+    shard: Optional["ShardMeta"] = None
+    cases_evaluated: int = field(default=-1)
+    """All cases evaluated, counted or not (-1: same as ``len(cases)``)."""
+
+
+def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
+    """Return the verdict for ``ev`` under ``policy``.
+
+    INCOMPLETE when anything kept the evaluation from completing (never GO);
+    NO-GO when a gate or a blocking case failed, or a gate lacked evidence under
+    ``insufficient_evidence: block``, or contaminated cases under ``on_contaminated: fail``;
+    GO otherwise. A shard's complete run is PENDING: its gates run at merge.
+    """
+    incomplete = _incomplete(ev, policy)
+    if incomplete:
+        return Verdict("INCOMPLETE", tuple(incomplete))
+    if ev.shard is not None:
+        return Verdict("PENDING", (f"shard {ev.shard.index}/{ev.shard.total}: {_evaluated(ev)} case(s) evaluated; "
+                                   "the verdict is decided by mergegate merge",))
+    excluded = ([f"{ev.contaminated} contaminated case(s) left out of metrics and gates"]
+                if ev.contaminated and policy.on_contaminated == "exclude" else [])
+    no_go = _blocking(ev, policy)
+    if no_go:
+        return Verdict("NO-GO", tuple(no_go + excluded))
+    return Verdict("GO", tuple(_passing(ev) + excluded))
+
+
+def _evaluated(ev: Evidence) -> int:
+    return len(ev.cases) if ev.cases_evaluated < 0 else ev.cases_evaluated
+
+
+def _incomplete(ev: Evidence, policy: Policy) -> list[str]:
+    """Return what kept the run from completing (empty: it completed)."""
+    reasons = list(ev.failures)
+    if ev.request_errors > policy.error_tolerance:
+        reasons.append(f"{ev.request_errors} request(s) failed (tolerance {policy.error_tolerance})")
+    reasons += [f"gate {g.name} could not be evaluated: {_first_line(g.message) or 'error'}" for g in ev.gates if g.outcome == "error"]
+    if ev.shard is None and not _evaluated(ev) and not reasons:
+        reasons.append("no case was evaluated")
+    return reasons
+
+
+def _blocking(ev: Evidence, policy: Policy) -> list[str]:
+    """Return why the merge is blocked (empty: nothing blocks)."""
+    no_go = [f"gate failed: {g.name}" for g in ev.gates if g.outcome == "failed"]
+    no_go += [f"blocking case failed: {c.suite}::{c.id}" for c in ev.cases if c.blocking and c.candidate.passed is False]
+    if policy.insufficient_blocks:
+        no_go += [f"insufficient evidence (stats.insufficient_evidence: block): {g.name}" for g in ev.gates if g.outcome == "insufficient"]
+    if ev.contaminated and policy.on_contaminated == "fail":
+        no_go.append(f"{ev.contaminated} eval case(s) found in the candidate's training data (contamination.on_contaminated: fail)")
+    return no_go
+
+
+def _passing(ev: Evidence) -> list[str]:
+    """Return what a GO rests on."""
+    advisory = sum(g.outcome == "advisory" for g in ev.gates)
+    note = f"; {advisory} advisory gate(s) on an uncalibrated judge did not count" if advisory else ""
+    reasons = [f"{sum(g.outcome == 'passed' for g in ev.gates)} gate(s) passed, no blocking case failed{note}"]
+    unsure = sum(g.outcome == "insufficient" for g in ev.gates)
+    if unsure:
+        reasons.append(f"{unsure} gate(s) had insufficient evidence (the suite is too small to tell); not blocking")
+    return reasons
+
+
+def apply_holm(gates: Sequence["GateResult"], findings: dict[str, list[Optional[float]]], policy: Policy) -> list["GateResult"]:
+    """Return ``gates`` with failures that do not survive Holm's correction turned 'insufficient' (with ``policy.holm``).
+
+    ``findings``: per gate, the one-sided p-values of what its ``regressed()`` /
+    ``improved()`` calls concluded.
+    """
+    from .results.models import GateResult
+
+    family = [(name, p) for name, ps in findings.items() for p in ps]
+    if not policy.holm or not family:
+        return list(gates)
+    from .stats import holm
+
+    keep = holm([p if p is not None else 0.0 for _, p in family], alpha=1 - policy.level)
+    weak = {name for (name, _), ok in zip(family, keep, strict=True) if not ok}
+    return [GateResult(name=g.name, outcome="insufficient",
+                       message=f"not significant after Holm's correction over {len(family)} comparisons: {g.message}")
+            if g.outcome == "failed" and g.name in weak else g for g in gates]
+
+
+def exit_code_of_pytest(code: int) -> int:
+    """Return the verdict's exit code for a pytest session's: its usage (4) and internal (3) errors could not complete."""
+    return code if code in (0, 1, 2) else EXIT_CODES["INCOMPLETE"]
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""

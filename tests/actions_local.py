@@ -255,7 +255,8 @@ class LocalRunner:
                     "GITHUB_SERVER_URL": "https://github.com", "GITHUB_STEP_SUMMARY": str(summary), "RUNNER_OS": "Linux"}
         env = {**base_env, **{k: str(substitute(v, ctx)) for k, v in (wf.get("env") or {}).items()}}
         env.update({k: str(substitute(v, ctx)) for k, v in (job.get("env") or {}).items()})
-        run = JobRun(name, ctx["matrix"], "success", runs_on=evaluate(job["runs-on"], ctx) if "${{" in str(job["runs-on"]) else job["runs-on"])
+        run = JobRun(name, ctx["matrix"], "success",
+                     runs_on=evaluate(job["runs-on"], ctx) if "${{" in str(job["runs-on"]) else job["runs-on"])
         steps_ctx: dict[str, Any] = {}
         ctx["steps"] = steps_ctx
         failed = False
@@ -345,4 +346,4 @@ def _matrix(job: dict) -> list[dict[str, Any]]:
     keys = [k for k in matrix if k not in ("include", "exclude")]
     if not keys:
         return [{}]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(matrix[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(matrix[k] for k in keys))]

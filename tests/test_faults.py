@@ -11,8 +11,8 @@ import pytest
 
 from mergegate.client import Job, ResponseCache, generate_all
 from mergegate.config import GenerationOptions
-from mergegate.verdict import Evidence, Policy, decide
 from mergegate.serving import Endpoint
+from mergegate.verdict import Evidence, Policy, decide
 
 
 def _completion(text="ok"):

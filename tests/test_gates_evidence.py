@@ -11,12 +11,18 @@ SUITE = textwrap.dedent("""\
     name: capitals
     role: general
     cases:
-      - {id: france, category: europe, prompt: "What is the capital of France? One word.", reference: Paris, checks: [{type: contains, value: Paris}, {type: token_f1}]}
-      - {id: italy, category: europe, prompt: "What is the capital of Italy? One word.", reference: Rome, checks: [{type: contains, value: Rome}, {type: token_f1}]}
-      - {id: spain, category: europe, prompt: "What is the capital of Spain? One word.", reference: Madrid, checks: [{type: contains, value: Madrid}, {type: token_f1}]}
-      - {id: japan, category: asia, prompt: "What is the capital of Japan? One word.", reference: Tokyo, checks: [{type: contains, value: Tokyo}, {type: token_f1}]}
-      - {id: china, category: asia, prompt: "What is the capital of China? One word.", reference: Beijing, checks: [{type: contains, value: Beijing}, {type: token_f1}]}
-      - {id: kenya, category: africa, prompt: "What is the capital of Kenya? One word.", reference: Nairobi, checks: [{type: contains, value: Nairobi}, {type: token_f1}]}
+      - {id: france, category: europe, prompt: "What is the capital of France? One word.", reference: Paris, \
+checks: [{type: contains, value: Paris}, {type: token_f1}]}
+      - {id: italy, category: europe, prompt: "What is the capital of Italy? One word.", reference: Rome, \
+checks: [{type: contains, value: Rome}, {type: token_f1}]}
+      - {id: spain, category: europe, prompt: "What is the capital of Spain? One word.", reference: Madrid, \
+checks: [{type: contains, value: Madrid}, {type: token_f1}]}
+      - {id: japan, category: asia, prompt: "What is the capital of Japan? One word.", reference: Tokyo, \
+checks: [{type: contains, value: Tokyo}, {type: token_f1}]}
+      - {id: china, category: asia, prompt: "What is the capital of China? One word.", reference: Beijing, \
+checks: [{type: contains, value: Beijing}, {type: token_f1}]}
+      - {id: kenya, category: africa, prompt: "What is the capital of Kenya? One word.", reference: Nairobi, \
+checks: [{type: contains, value: Nairobi}, {type: token_f1}]}
     """)
 
 GATES = textwrap.dedent("""\

@@ -22,7 +22,8 @@ SUITE = textwrap.dedent("""\
       - id: hours
         prompt: "Our shop opens at 9. When do we open? Answer in one sentence."
         reference: At 9.
-        checks: [{type: pairwise, criteria: [accuracy]}, {type: llm_rubric, criteria: [accuracy], use_reference: true}, {type: max_words, value: 80}]
+        checks: [{type: pairwise, criteria: [accuracy]}, {type: llm_rubric, criteria: [accuracy], use_reference: true}, \
+{type: max_words, value: 80}]
     """)
 
 CALIBRATION = textwrap.dedent("""\

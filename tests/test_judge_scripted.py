@@ -164,7 +164,6 @@ def test_hostile_outputs_do_not_flip_a_judge_that_prefers_the_other_answer(tmp_p
 def test_a_prompt_without_fences_would_have_been_flipped(tmp_path):
     # the control: the same judge, handed the hostile text outside a fence, obeys it
     from doubles.judge_api import _outside_fences
-
     from mergegate.judge.prompts import pairwise_messages
 
     fenced = pairwise_messages("t", HOSTILE[2], "GOOD answer", None)[1]["content"]

@@ -9,8 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mergegate.judge import (agreement, cohen_kappa, combine_orders, fleiss_kappa, length_controlled_win_rate, majority,
-                             parse_pairwise, parse_rubric, JudgeParseError)
+from mergegate.judge import (
+    JudgeParseError,
+    agreement,
+    cohen_kappa,
+    combine_orders,
+    fleiss_kappa,
+    length_controlled_win_rate,
+    majority,
+    parse_pairwise,
+    parse_rubric,
+)
 from mergegate.judge.prompts import pairwise_messages, rubric_messages
 
 
@@ -48,7 +57,8 @@ def test_fleiss_kappa_matches_the_published_example_and_statsmodels():
     ratings = [[c for c, k in zip(cats, row, strict=True) for _ in range(k)] for row in table]
     assert fleiss_kappa(ratings, categories=cats) == pytest.approx(0.210, abs=5e-4)
 
-    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa as sm_fleiss
+    from statsmodels.stats.inter_rater import aggregate_raters
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
     codes = np.array([[cats.index(x) for x in item] for item in ratings])
     counts, _ = aggregate_raters(codes)

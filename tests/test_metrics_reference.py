@@ -87,15 +87,15 @@ def test_macro_f1_and_extraction_rate_match_sklearn():
     truth = ["positive", "negative", "neutral", "negative", "positive", "neutral", "negative"]
     pred = ["positive", "positive", None, "negative", "positive", "neutral", None]
     cases = [CaseResult(suite="s", id=f"c{i}", category="simple", blocking=False, input="x",
-                        candidate=_side(p, t), baseline=_side(t, t)) for i, (p, t) in enumerate(zip(pred, truth))]
+                        candidate=_side(p, t), baseline=_side(t, t)) for i, (p, t) in enumerate(zip(pred, truth, strict=True))]
     g = summarize(cases)
     sk_pred = [p if p is not None else "<none>" for p in pred]
     expected = f1_score(truth, sk_pred, labels=sorted(set(truth)), average="macro", zero_division=0)
     assert g.metrics["macro_f1"].candidate == pytest.approx(expected)
     assert g.metrics["macro_f1"].baseline == pytest.approx(1.0)
     assert g.metrics["extraction_failure_rate"].candidate == pytest.approx(2 / 7)
-    assert g.pass_rate.candidate == pytest.approx(sum(p == t for p, t in zip(pred, truth)) / 7)
-    assert g.regressions == sum(p != t for p, t in zip(pred, truth))
+    assert g.pass_rate.candidate == pytest.approx(sum(p == t for p, t in zip(pred, truth, strict=True)) / 7)
+    assert g.regressions == sum(p != t for p, t in zip(pred, truth, strict=True))
 
 
 def test_percentiles_match_numpy():

@@ -63,7 +63,6 @@ def test_a_failed_first_turn_fails_the_later_ones_without_a_request(tmp_path, ll
     (tmp_path / "chat.yaml").write_text(TWO_TURNS)
     ev = _evaluation(tmp_path, llama, [tmp_path / "chat.yaml"])
     from mergegate.client import Response
-
     from mergegate.evaluation.requests import build_jobs
 
     earlier = {(r, "chat", "recall", 1): Response(error="server died") for r in ("candidate", "baseline")}

@@ -100,7 +100,8 @@ def test_gate_fixture_error_is_incomplete(project):
 
 
 def test_malformed_suite_is_one_line_and_exit_2(project):
-    (project.path / "eval_suites" / "broken.yaml").write_text("name: broken\ncases:\n  - id: a\n    prompt: hi\n    checks: [{type: nope}]\n")
+    (project.path / "eval_suites" / "broken.yaml").write_text("name: broken\ncases:\n  - id: a\n    prompt: hi\n"
+                                                              "    checks: [{type: nope}]\n")
     result = project.runpytest("eval_suites", "--mergegate-no-progress")
     assert result.ret == 2
     result.stdout.fnmatch_lines(["*broken.yaml:5: cases[[]0[]].checks[[]0[]]: unknown check type 'nope'*"])

@@ -23,7 +23,8 @@ HOSTILE = "@org/team please look ``` </details> <img src=https://evil.example/x.
 
 def _side(text, passed):
     return SideResult(generation=Generation(text=text, latency_ms=5.0),
-                      checks=[CheckResult(type="contains", metric="contains", score=float(passed), passed=passed, detail="x")], passed=passed)
+                      checks=[CheckResult(type="contains", metric="contains", score=float(passed), passed=passed, detail="x")],
+                      passed=passed)
 
 
 def _run(candidate_text=HOSTILE):
@@ -90,7 +91,8 @@ def test_cache_key_covers_everything_that_decides_the_response():
     req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "seed": 0, "max_tokens": 10}
     base = cache_key(ident, req)
     assert cache_key(dict(ident), dict(req)) == base
-    for field, value in [("engine_version", "0.10"), ("revision", "r2"), ("adapter", "lora"), ("flags", {"dtype": "fp16"}), ("engine", "llama-cpp")]:
+    for field, value in [("engine_version", "0.10"), ("revision", "r2"), ("adapter", "lora"), ("flags", {"dtype": "fp16"}),
+                         ("engine", "llama-cpp")]:
         assert cache_key({**ident, field: value}, req) != base, field
     for field, value in [("messages", [{"role": "user", "content": "hi!"}]), ("temperature", 0.7), ("seed", 1), ("max_tokens", 11)]:
         assert cache_key(ident, {**req, field: value}) != base, field

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.checks import CheckContext, REGISTRY, run_check
+from mergegate.checks import REGISTRY, CheckContext, run_check
 from mergegate.checks.code import extract_code
 from mergegate.sandbox import SandboxLimits, isolation, run_python
 

@@ -31,7 +31,7 @@ def test_vllm_command_line_from_config():
                  "data_parallel_size": 1, "max_lora_rank": 64, "extra_args": ["--enforce-eager"]}})
     cmd = build_command(spec, "candidate", "org/model-7b", 8001)
     assert cmd[:3] == ["vllm", "serve", "org/model-7b"]
-    flags = dict(zip(cmd[3::1], cmd[4::1]))
+    flags = dict(zip(cmd[3::1], cmd[4::1], strict=False))
     assert flags["--served-model-name"] == "cand-base"
     assert flags["--seed"] == "7" and flags["--generation-config"] == "vllm"
     assert flags["--max-model-len"] == "8192" and flags["--gpu-memory-utilization"] == "0.9"

@@ -64,7 +64,8 @@ def test_merged_equals_unsharded(sharded):
     assert f["generation"]["requests_sent"] == 0  # the full run was served from the shards' cache: same outputs
     assert len(m["gates"]) >= 5
     assert _comparable(m) == _comparable(f)
-    assert m["generation"]["requests_sent"] == sum(_load(root / f"shard-{i}" / "results.json")["generation"]["requests_sent"] for i in (1, 2, 3))
+    assert m["generation"]["requests_sent"] == sum(_load(root / f"shard-{i}" / "results.json")["generation"]["requests_sent"]
+                                                   for i in (1, 2, 3))
     assert len(m["meta"]["merged_from"]) == 3
 
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from mergegate.checks import CheckContext, REGISTRY, run_check
+from mergegate.checks import REGISTRY, CheckContext, run_check
 from mergegate.checks.tools import ExpectedCall, match_calls, parse_calls, values_match
 from mergegate.errors import InputError
 from mergegate.suites import load_suite
@@ -130,7 +130,8 @@ def test_tool_calls_from_the_api_are_read_and_compared(tmp_path, function_callin
         name: t
         defaults:
           tool_choice: get_weather
-          tools: [{type: function, function: {name: get_weather, parameters: {type: object, properties: {city: {type: string}}, required: [city]}}}]
+          tools: [{type: function, function: {name: get_weather, parameters: {type: object, properties: {city: {type: string}}, \
+required: [city]}}}]
         cases:
           - id: paris
             prompt: What is the weather in Paris?

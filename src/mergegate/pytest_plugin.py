@@ -13,8 +13,8 @@ from typing import Any, Optional
 import pytest
 
 from .errors import InputError, MergegateError
-from .results import CaseResult, InsufficientEvidence, SuiteView
 from .evaluation import parse_shard
+from .results import CaseResult, InsufficientEvidence, SuiteView
 from .session import MergegateSession, RunOptions
 from .suites import Case, LoadedSuite
 
@@ -227,16 +227,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run.suites:
         tr.write_line("")
         tr.write_line(f"{'suite':24} {'role':8} {'n':>4} {'candidate':>10} {'baseline':>10} {'delta':>8}")
+
+        def fmt(v: Optional[float]) -> str:
+            return "-" if v is None else f"{v * 100:.1f}%"
+
         for s in run.suites:
             pr = s.pass_rate
-            fmt = lambda v: "-" if v is None else f"{v * 100:.1f}%"
             delta = "-" if pr.delta is None else f"{pr.delta * 100:+.1f}pt"
             tr.write_line(f"{s.name[:24]:24} {s.role:8} {s.n:>4} {fmt(pr.candidate):>10} {fmt(pr.baseline):>10} {delta:>8}")
     nonblocking = sum(1 for c in run.cases if not c.blocking and c.candidate.passed is False)
     if nonblocking:
         tr.write_line(f"\n{nonblocking} non-blocking case failure(s): reported, not merge-blocking")
-    g = run.generation
-    tr.write_line(f"requests sent {g.requests_sent}, cache hits {g.cache_hits}, failed {g.errors} (tolerance {g.error_tolerance})")
+    gen = run.generation
+    tr.write_line(f"requests sent {gen.requests_sent}, cache hits {gen.cache_hits}, failed {gen.errors} (tolerance {gen.error_tolerance})")
     if ms.written:
         tr.write_line("wrote " + ", ".join(str(p) for p in ms.written.values()))
     for w in ms.warnings:

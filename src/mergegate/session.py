@@ -10,15 +10,17 @@ evaluation's own data: gates get a copy, so what a gate does to its
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
 from .evaluation import Evaluation, shard_of
 from .report import write_outputs
 from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
+from .results.models import GateOutcome
 from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
 from .verdict import apply_holm
 
@@ -129,7 +131,8 @@ class MergegateSession:
         if shard is None:
             return items, []
         self.active = True
-        kept, dropped = [], []
+        kept: list[Any] = []
+        dropped: list[Any] = []
         position = 0
         for it in items:
             if is_case(it):
@@ -210,6 +213,7 @@ class MergegateSession:
         name = report.nodeid
         if report.when != "call" and report.outcome == "passed":
             return
+        outcome: GateOutcome
         if report.skipped:
             outcome = "skipped"
         elif report.failed:

@@ -9,16 +9,16 @@ advisory judge gates, contamination, and shards. The pytest plugin, the CLI,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from .config import Config
-    from .results.models import CaseResult, GateResult, ShardMeta
+    from .results.models import CaseResult, GateResult, ShardMeta, VerdictName
 
-__all__ = ["Outcome", "EXIT_CODES", "Verdict", "Policy", "Evidence", "decide", "apply_holm", "exit_code_of_pytest"]
+__all__ = ["EXIT_CODES", "Verdict", "Policy", "Evidence", "decide", "apply_holm", "exit_code_of_pytest"]
 
-Outcome = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
 # PENDING: one shard's results; `mergegate merge` decides. It exits 0 so the shard job succeeds and the gate job runs.
 EXIT_CODES: dict[str, int] = {"GO": 0, "NO-GO": 1, "INCOMPLETE": 2, "PENDING": 0}
 
@@ -27,7 +27,7 @@ EXIT_CODES: dict[str, int] = {"GO": 0, "NO-GO": 1, "INCOMPLETE": 2, "PENDING": 0
 class Verdict:
     """The decision and why: ``outcome``, the process ``exit_code``, and ``reasons`` a person can read."""
 
-    outcome: Outcome
+    outcome: VerdictName
     reasons: tuple[str, ...] = ()
 
     @property
@@ -47,7 +47,7 @@ class Policy:
     level: float = 0.95
 
     @classmethod
-    def from_config(cls, config: "Config") -> "Policy":
+    def from_config(cls, config: Config) -> Policy:
         """Return the policy ``config`` asks for."""
         return cls(error_tolerance=config.generation.error_tolerance,
                    insufficient_blocks=config.stats.insufficient_evidence == "block",
@@ -58,15 +58,15 @@ class Policy:
 class Evidence:
     """What the run produced that the decision reads (never the view gates were handed)."""
 
-    cases: Sequence["CaseResult"]
+    cases: Sequence[CaseResult]
     """The cases that count (contaminated ones already left out under ``on_contaminated: exclude``)."""
-    gates: Sequence["GateResult"] = ()
+    gates: Sequence[GateResult] = ()
     failures: Sequence[str] = ()
     """What kept the run from completing: server death, judge or benchmark errors, load errors, interruption."""
     request_errors: int = 0
     contaminated: int = 0
     """Cases found in the candidate's training data (when a check ran)."""
-    shard: Optional["ShardMeta"] = None
+    shard: Optional[ShardMeta] = None
     cases_evaluated: int = field(default=-1)
     """All cases evaluated, counted or not (-1: same as ``len(cases)``)."""
 
@@ -130,7 +130,7 @@ def _passing(ev: Evidence) -> list[str]:
     return reasons
 
 
-def apply_holm(gates: Sequence["GateResult"], findings: dict[str, list[Optional[float]]], policy: Policy) -> list["GateResult"]:
+def apply_holm(gates: Sequence[GateResult], findings: dict[str, list[Optional[float]]], policy: Policy) -> list[GateResult]:
     """Return ``gates`` with failures that do not survive Holm's correction turned 'insufficient' (with ``policy.holm``).
 
     ``findings``: per gate, the one-sided p-values of what its ``regressed()`` /

@@ -50,6 +50,9 @@ class Target:
     identity: dict[str, Any]
     system_prompt: Optional[str] = None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 4  # lm-eval's num_concurrent for generation tasks: the engine's (generation.concurrency)
+    # ... and for loglikelihood tasks: the engine's on vLLM; 1 on mergegate's scoring server, which scores one request at a time
+    scoring_concurrency: int = 1
 
 
 @dataclass
@@ -99,10 +102,11 @@ def _results_key(target: Target, kind: str, tasks: list[str], opts: BenchmarkOpt
 def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions, include: Path, out: Path, cache: str) -> list[str]:
     if kind == "loglikelihood":
         args = (f"model={target.model},base_url={target.completions_url},tokenizer_backend={target.tokenizer},"
-                "tokenized_requests=True,num_concurrent=1,max_retries=3,max_length=2000")
+                f"tokenized_requests=True,num_concurrent={target.scoring_concurrency},max_retries=3,max_length=2000")
         cmd = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args]
     else:
-        args = f"model={target.model},base_url={target.chat_url},tokenizer_backend=none,tokenized_requests=False,num_concurrent=4,max_retries=3"
+        args = (f"model={target.model},base_url={target.chat_url},tokenizer_backend=none,"
+                f"tokenized_requests=False,num_concurrent={target.concurrency},max_retries=3")
         cmd = [sys.executable, "-m", "lm_eval", "--model", "local-chat-completions", "--model_args", args, "--apply_chat_template"]
         if target.system_prompt:
             cmd += ["--system_instruction", target.system_prompt]
@@ -152,28 +156,9 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
                 run.failures.append(f"benchmarks: {role} has no endpoint with correct prompt log-probabilities for {', '.join(names)} "
                                     "(engine external: set models.<role>.scoring_model to its GGUF)")
                 continue
-            safe = role.replace(":", "-")  # file names without ":" (artifact uploads reject it)
-            out = work / f"{safe}-{kind}"
-            log = log_dir / f"lm-eval-{safe}-{kind}.log"
-            saved = cache_dir / f"{_results_key(target, kind, names, opts, include)}.results.json"
-            if saved.exists():  # the same model, prompt, tasks and settings ran before: no lm-eval process at all
-                _collect(json.loads(saved.read_text()), role, kind, scores)
-                continue
-            cmd = _command(target, kind, names, opts, include, out, _cache_file(cache_dir, target, kind))
-            with open(log, "w") as fh:
-                try:
-                    proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=opts.timeout_s)
-                    rc = proc.returncode
-                except subprocess.TimeoutExpired:
-                    rc = -1
-            if rc != 0:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-                run.failures.append(f"benchmarks: lm-eval for {role} ({kind}: {', '.join(names)}) "
-                                    f"{'timed out' if rc == -1 else f'exited {rc}'}: {tail[0][:200]} (log: {log})")
-                continue
-            data = _read(out)
-            saved.write_text(json.dumps({k: data.get(k, {}) for k in ("results", "higher_is_better", "n-samples")}))
-            _collect(data, role, kind, scores)
+            failure = _run_lm_eval(target, kind, names, opts, include, work, cache_dir, log_dir, env, scores)
+            if failure:
+                run.failures.append(failure)
     refs = [r for r in targets if r.startswith("ref:")]
     for (task, metric), row in sorted(scores.items()):
         run.results.append(levels(BenchmarkResult(
@@ -182,6 +167,33 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
             candidate=row.get("candidate"), baseline=row.get("baseline"),
             candidate_stderr=row.get("candidate_stderr"), baseline_stderr=row.get("baseline_stderr"), level="OK"), opts))
     return run
+
+
+def _run_lm_eval(target: Target, kind: str, names: list[str], opts: BenchmarkOptions, include: Path, work: Path, cache_dir: Path,
+                 log_dir: Path, env: dict[str, str], scores: dict[tuple[str, str], dict[str, Any]]) -> Optional[str]:
+    """Run lm-eval for one target and kind of task (or reuse its saved results); add its metrics to ``scores``; return a failure."""
+    role = target.role
+    safe = role.replace(":", "-")  # file names without ":" (artifact uploads reject it)
+    out = work / f"{safe}-{kind}"
+    log = log_dir / f"lm-eval-{safe}-{kind}.log"
+    saved = cache_dir / f"{_results_key(target, kind, names, opts, include)}.results.json"
+    if saved.exists():  # the same model, prompt, tasks and settings ran before: no lm-eval process at all
+        _collect(json.loads(saved.read_text()), role, kind, scores)
+        return None
+    cmd = _command(target, kind, names, opts, include, out, _cache_file(cache_dir, target, kind))
+    with open(log, "w") as fh:
+        try:
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=opts.timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            rc = -1
+    if rc != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        return (f"benchmarks: lm-eval for {role} ({kind}: {', '.join(names)}) "
+                f"{'timed out' if rc == -1 else f'exited {rc}'}: {tail[0][:200]} (log: {log})")
+    data = _read(out)
+    saved.write_text(json.dumps({k: data.get(k, {}) for k in ("results", "higher_is_better", "n-samples")}))
+    _collect(data, role, kind, scores)
+    return None
 
 
 def _collect(data: dict[str, Any], role: str, kind: str, scores: dict[tuple[str, str], dict[str, Any]]) -> None:

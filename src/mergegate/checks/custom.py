@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -32,7 +33,8 @@ def _import(spec, suite_dir: Path) -> Callable[[CheckContext], Any]:
 @check("python", kind="score", prepare=_import)
 def python(
     ctx: CheckContext,
-    value: Annotated[str, Field(description="'module:function'; called with the CheckContext, returns bool, a score in [0, 1] or an Outcome.")],
+    value: Annotated[str, Field(description="'module:function'; called with the CheckContext, "
+                                            "returns bool, a score in [0, 1] or an Outcome.")],
     prepared: Any = None,
 ) -> Any:
     """A custom scorer: ``module:function`` importable from the suite's folder or the project."""

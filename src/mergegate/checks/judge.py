@@ -44,4 +44,5 @@ def pairwise(
     score = {"win": 1.0, "tie": 0.5, "loss": 0.0}[j["outcome"]]
     detail = f"{j['outcome']}" + ("" if j["consistent"] else " (the two orders disagreed)")
     return Outcome(score=score, detail=detail,
-                   extra={k: j[k] for k in ("outcome", "consistent", "verdict_candidate_first", "verdict_candidate_second", "reasons", "escalated")})
+                   extra={k: j[k] for k in ("outcome", "consistent", "verdict_candidate_first", "verdict_candidate_second",
+                                            "reasons", "escalated")})

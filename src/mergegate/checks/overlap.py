@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Optional
 
 from pydantic import Field
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer
 
 
-@lru_cache(maxsize=None)
-def _rouge(kind: str) -> "RougeScorer":
+@cache
+def _rouge(kind: str) -> RougeScorer:
     # imported on first use: rouge-score pulls in nltk (~6 s), which `mergegate --help` should not pay
     from rouge_score import rouge_scorer
 

@@ -20,9 +20,10 @@ Returns of a check function: ``bool`` (pass/fail, score 1 or 0), ``float``
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -60,6 +61,7 @@ class CheckSpecBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    type: str  # each registered check narrows it to its own name (a Literal): the discriminator of the union
     metric: Optional[str] = Field(
         default=None,
         description="Name the score is reported under in suite metrics (default: the check type).",
@@ -70,7 +72,7 @@ class CheckSpecBase(BaseModel):
     @property
     def metric_name(self) -> str:
         """Return the metric this check's score is aggregated under."""
-        return self.metric or self.type  # type: ignore[attr-defined]
+        return self.metric or self.type
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def _camel(name: str) -> str:
 
 def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> Outcome:
     """Return the :class:`Outcome` of ``spec`` on ``ctx`` (exceptions become a failed outcome)."""
-    ctype = REGISTRY[spec.type]  # type: ignore[attr-defined]
+    ctype = REGISTRY[spec.type]
     if ctype.judge is not None and ctx.judgement is not None and ctx.judgement.get("error"):
         # fail closed: a verdict the judge could not give is an error, never a score
         return Outcome(score=None, passed=False if getattr(spec, "threshold", None) is not None else None,

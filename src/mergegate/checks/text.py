@@ -27,7 +27,8 @@ def reference_of(ctx: CheckContext, value: Optional[str]) -> str:
 def equals(
     ctx: CheckContext,
     value: Annotated[Optional[str], Field(description="Expected answer (default: the case reference).")] = None,
-    normalize_text: Annotated[bool, Field(description="Compare after lower-casing, collapsing whitespace and stripping surrounding punctuation.")] = True,
+    normalize_text: Annotated[bool, Field(description="Compare after lower-casing, collapsing whitespace "
+                                                      "and stripping surrounding punctuation.")] = True,
 ) -> Outcome:
     """Passes when the output equals the expected answer (normalised by default)."""
     expected = reference_of(ctx, value)
@@ -73,7 +74,7 @@ def regex(
     ctx: CheckContext,
     value: Annotated[str, Field(description="Python regular expression searched anywhere in the output.")],
     ignore_case: bool = False,
-    prepared: "re.Pattern[str] | None" = None,
+    prepared: re.Pattern[str] | None = None,
 ) -> Outcome:
     """Passes when the regular expression matches somewhere in the output."""
     ok = bool(prepared.search(ctx.output)) if prepared is not None else False
@@ -95,7 +96,8 @@ def max_chars(ctx: CheckContext, value: Annotated[int, Field(ge=0, description="
 
 
 @check("latency_ms")
-def latency_ms(ctx: CheckContext, value: Annotated[float, Field(gt=0, description="Slowest acceptable response, in milliseconds.")]) -> Outcome:
+def latency_ms(ctx: CheckContext,
+               value: Annotated[float, Field(gt=0, description="Slowest acceptable response, in milliseconds.")]) -> Outcome:
     """Passes when the response arrived within ``value`` milliseconds."""
     if ctx.latency_ms is None:
         return Outcome(score=0.0, passed=False, detail="no latency recorded")

@@ -45,7 +45,7 @@ class ExpectedCall(BaseModel):
     unordered: list[str] = Field(default_factory=list, description="Arguments whose list value is compared ignoring order.")
 
     @model_validator(mode="after")
-    def _known_arguments(self) -> "ExpectedCall":
+    def _known_arguments(self) -> ExpectedCall:
         for field in ("optional", "alternatives", "unordered"):
             unknown = sorted(set(getattr(self, field)) - set(self.arguments))
             if unknown:
@@ -67,7 +67,7 @@ def values_match(expected: Any, got: Any, unordered: bool = False) -> bool:
         if not isinstance(got, list) or len(got) != len(expected):
             return False
         if not unordered:
-            return all(values_match(e, g) for e, g in zip(expected, got))
+            return all(values_match(e, g) for e, g in zip(expected, got, strict=True))
         return _perfect_matching(expected, got, values_match)
     return expected is None and got is None
 
@@ -154,8 +154,8 @@ def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[l
     Text without any JSON call is no call; a call whose arguments are not
     valid JSON is an error (the model tried and failed).
     """
+    calls: list[dict[str, Any]] = []
     if api_calls:
-        calls = []
         for c in api_calls:
             try:
                 args = json.loads(c.get("arguments") or "{}")
@@ -167,7 +167,6 @@ def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[l
         return calls, None
     tagged = _TAGGED.findall(text)
     candidates = tagged or [extract_json_text(text)]
-    calls: list[dict[str, Any]] = []
     for chunk in candidates:
         try:
             calls += _normalize(json.loads(chunk))

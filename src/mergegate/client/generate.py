@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import openai
 from tqdm import tqdm
@@ -59,7 +60,7 @@ class GenerationStats:
     wall_s: float = 0.0
     per_role: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def merged(self, other: "GenerationStats") -> "GenerationStats":
+    def merged(self, other: GenerationStats) -> GenerationStats:
         """Return the counts of this phase and ``other`` together (wall time adds up: the phases ran one after another)."""
         per_role = {r: dict(c) for r, c in self.per_role.items()}
         for role, counts in other.per_role.items():
@@ -125,19 +126,21 @@ async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: Generatio
             if attempt < opts.max_retries:
                 await asyncio.sleep(opts.backoff_s * (2**attempt))
             continue
-        latency = (time.perf_counter() - started) * 1000.0
         try:
-            choice = completion.choices[0]
-            text = choice.message.content or ""
-            calls = [{"name": tc.function.name, "arguments": tc.function.arguments} for tc in (choice.message.tool_calls or [])]
+            return _response(completion, (time.perf_counter() - started) * 1000.0, attempt + 1)
         except (AttributeError, IndexError, TypeError) as exc:
             last_error = f"malformed response: {exc}"
-            continue
-        usage = completion.usage
-        return Response(text=text, finish_reason=choice.finish_reason, tool_calls=calls or None,
-                        prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
-                        latency_ms=latency, attempts=attempt + 1)
     return Response(attempts=opts.max_retries + 1, error=last_error or "failed")
+
+
+def _response(completion: Any, latency_ms: float, attempts: int) -> Response:
+    """Return the :class:`Response` in an API completion; AttributeError/IndexError/TypeError when it is malformed."""
+    choice = completion.choices[0]
+    calls = [{"name": tc.function.name, "arguments": tc.function.arguments} for tc in (choice.message.tool_calls or [])]
+    usage = completion.usage
+    return Response(text=choice.message.content or "", finish_reason=choice.finish_reason, tool_calls=calls or None,
+                    prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
+                    latency_ms=latency_ms, attempts=attempts)
 
 
 async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions,
@@ -150,7 +153,7 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
     for job in jobs:
         body = request_body(job)
         key = cache_key(job.endpoint.identity, body) if (cache is not None and job.endpoint.identity) else None
-        hit = cache.get(key) if key else None
+        hit = cache.get(key) if cache is not None and key else None
         if hit is not None:
             stats.cache_hits += 1
             stats.bump(job.endpoint.role, "cache_hits")

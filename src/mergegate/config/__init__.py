@@ -1,8 +1,23 @@
 """Config: ``mergegate.yaml`` — the candidate, the baseline, the judge, and how to run them."""
 
 from .loader import CONFIG_NAME, DEFAULT_CONFIG_YAML, LoadedConfig, load_config
-from .models import (BenchmarkOptions, CacheOptions, CalibrationOptions, CascadeOptions, Config, ContaminationOptions, GenerationOptions, JudgeConfig, JudgePricing,
-                     LlamaCppOptions, ModelSpec, StatsOptions, VllmOptions)
+from .models import (
+                     BenchmarkOptions,
+                     CacheOptions,
+                     CalibrationOptions,
+                     CascadeOptions,
+                     Config,
+                     ContaminationOptions,
+                     GenerationOptions,
+                     JudgeConfig,
+                     JudgePricing,
+                     LlamaCppOptions,
+                     ModelSpec,
+                     StatsOptions,
+                     VllmOptions,
+)
 
-__all__ = ["CONFIG_NAME", "DEFAULT_CONFIG_YAML", "LoadedConfig", "load_config", "BenchmarkOptions", "CacheOptions", "CalibrationOptions", "CascadeOptions",
-           "Config", "ContaminationOptions", "GenerationOptions", "JudgeConfig", "JudgePricing", "LlamaCppOptions", "ModelSpec", "StatsOptions", "VllmOptions"]
+__all__ = ["CONFIG_NAME", "DEFAULT_CONFIG_YAML", "LoadedConfig", "load_config",
+           "BenchmarkOptions", "CacheOptions", "CalibrationOptions", "CascadeOptions",
+           "Config", "ContaminationOptions", "GenerationOptions", "JudgeConfig", "JudgePricing", "LlamaCppOptions",
+           "ModelSpec", "StatsOptions", "VllmOptions"]

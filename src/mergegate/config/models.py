@@ -5,7 +5,7 @@ A pull request that proposes a new checkpoint edits ``models.candidate``.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Final, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,7 +14,7 @@ from ..suites.models import Sampling
 __all__ = ["VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions", "CacheOptions", "JudgePricing", "CalibrationOptions",
            "CascadeOptions", "JudgeConfig", "StatsOptions", "ContaminationOptions", "BenchmarkOptions", "Config", "CONFIG_FORMAT"]
 
-CONFIG_FORMAT = 1
+CONFIG_FORMAT: Final = 1
 
 
 class _Strict(BaseModel):
@@ -52,9 +52,11 @@ class ModelSpec(_Strict):
     )
     revision: Optional[str] = Field(
         default=None,
-        description="Checkpoint revision (commit, tag, hash). Local files are hashed automatically; an external endpoint without one is never cached.",
+        description="Checkpoint revision (commit, tag, hash). Local files are hashed automatically; "
+                    "an external endpoint without one is never cached.",
     )
-    served_name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]+$", description="Model name the server answers to (default: the role).")
+    served_name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]+$",
+                                       description="Model name the server answers to (default: the role).")
     system_prompt: Optional[str] = Field(default=None, description="Prepended to every request: a prompted baseline is a model plus this.")
     adapter: Optional[str] = Field(default=None, description="LoRA adapter path (engine: vllm).")
     base_url: Optional[str] = Field(default=None, description="OpenAI-compatible base URL ending in /v1 (engine: external).")
@@ -72,7 +74,7 @@ class ModelSpec(_Strict):
     llama_cpp: Optional[LlamaCppOptions] = None
 
     @model_validator(mode="after")
-    def _engine_fields(self) -> "ModelSpec":
+    def _engine_fields(self) -> ModelSpec:
         if self.engine == "external" and not self.base_url:
             raise ValueError("engine 'external' needs 'base_url'")
         if self.engine != "external" and self.base_url:
@@ -113,7 +115,8 @@ class StatsOptions(_Strict):
     min_effect: float = Field(default=0.05, gt=0, le=1, description="The change that matters: the report says how many cases detect it.")
     power: float = Field(default=0.8, gt=0, lt=1, description="Power of the detectable-effect figures.")
     insufficient_evidence: Literal["pass", "block"] = Field(
-        default="pass", description="A gate whose interval straddles its threshold: pass (reported, banner says the suite is too small) or block.")
+        default="pass",
+        description="A gate whose interval straddles its threshold: pass (reported, banner says the suite is too small) or block.")
     holm: bool = Field(default=False, description="Holm-correct the gates that found a regression or improvement, as one family.")
 
 
@@ -139,17 +142,20 @@ class BenchmarkOptions(_Strict):
     """lm-eval benchmarks run against the served candidate and baseline: catastrophic forgetting."""
 
     tasks: list[str] = Field(min_length=1, description="lm-eval task names. mergegate's offline tasks (mg_arith, mg_facts, "
-                             "mg_heldout_ppl) are always available; on a GPU runner: arc_challenge, hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k.")
+                             "mg_heldout_ppl) are always available; on a GPU runner: arc_challenge, hellaswag, mmlu, "
+                             "truthfulqa_mc2, winogrande, gsm8k.")
     limit: Optional[int] = Field(default=None, ge=1, description="Documents per task (default: all).")
     num_fewshot: Optional[int] = Field(default=None, ge=0, description="Few-shot examples (default: each task's own).")
-    warn_drop: float = Field(default=0.03, gt=0, description="WARN when a score falls by more than this (0.03 = 3 points; perplexity: 3% higher).")
-    crit_drop: float = Field(default=0.05, gt=0, description="CRIT when a score falls by more than this (0.05 = 5 points; perplexity: 5% higher).")
+    warn_drop: float = Field(default=0.03, gt=0,
+                             description="WARN when a score falls by more than this (0.03 = 3 points; perplexity: 3% higher).")
+    crit_drop: float = Field(default=0.05, gt=0,
+                             description="CRIT when a score falls by more than this (0.05 = 5 points; perplexity: 5% higher).")
     timeout_s: float = Field(default=3600, gt=0, description="Limit for each lm-eval process.")
     references: dict[str, ModelSpec] = Field(default_factory=dict, description="Further checkpoints benchmarked alongside, by "
                                                "label (no suites, no gates, no levels): e.g. the base model the fine-tune started from.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "BenchmarkOptions":
+    def _ordered(self) -> BenchmarkOptions:
         if self.crit_drop < self.warn_drop:
             raise ValueError("crit_drop must be at least warn_drop")
         return self
@@ -166,7 +172,8 @@ class CalibrationOptions(_Strict):
     """Re-judging a human-labelled set on every run, and what an uncalibrated judge means for gates."""
 
     file: Optional[str] = Field(default=None, description="Calibration set (default: every *.calibration.yaml in the suites folder).")
-    min_agreement: float = Field(default=0.8, ge=0, le=1, description="Agreement with the human majority below which the judge is uncalibrated.")
+    min_agreement: float = Field(default=0.8, ge=0, le=1,
+                                 description="Agreement with the human majority below which the judge is uncalibrated.")
     on_uncalibrated: Literal["fail", "advisory"] = Field(
         default="fail", description="fail: gates that read judge metrics fail; advisory: they are reported but do not block.")
 

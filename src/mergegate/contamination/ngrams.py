@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Optional
 
 __all__ = ["EvalText", "CaseOverlap", "ContaminationReport", "words", "iter_training_texts", "find_overlaps"]
 
@@ -114,6 +115,23 @@ def iter_training_texts(paths: Sequence[Path], fields: Optional[Sequence[str]] =
                     yield str(path), lineno, line
 
 
+# length -> {word tuple: [(case index, n it counts for)]}
+_Index = dict[int, dict[tuple[str, ...], list[tuple[int, int]]]]
+
+
+def _case_grams(toks_list: list[list[str]], n: int, min_words: int) -> set[tuple[str, ...]]:
+    """Return a case's distinct n-grams; a text shorter than n words (but at least min_words) counts whole."""
+    grams: set[tuple[str, ...]] = set()
+    for toks in toks_list:
+        if len(toks) < min_words:
+            continue
+        if len(toks) < n:
+            grams.add(tuple(toks))
+        else:
+            grams.update(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+    return grams
+
+
 def find_overlaps(cases: Iterable[EvalText], training: Iterable[tuple[str, int, str]], ns: Sequence[int] = (13,),
                   min_words: int = 4) -> ContaminationReport:
     """Return the n-gram overlap of every case with the ``training`` records (streamed once)."""
@@ -122,21 +140,13 @@ def find_overlaps(cases: Iterable[EvalText], training: Iterable[tuple[str, int, 
     started = time.perf_counter()
     ns = tuple(sorted(set(ns)))
     overlaps: list[CaseOverlap] = []
-    # length -> {word tuple: [(case index, n it counts for)]}; short texts add their own length
-    index: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = defaultdict(dict)
+    index: _Index = defaultdict(dict)
     for ci, case in enumerate(cases):
         ov = CaseOverlap(case.suite, case.case_id, ngrams={n: 0 for n in ns}, matched={n: 0 for n in ns})
         toks_list = [words(t) for t in case.texts if t]
         ov.checked = any(len(t) >= min_words for t in toks_list)
         for n in ns:
-            grams: set[tuple[str, ...]] = set()
-            for toks in toks_list:
-                if len(toks) < min_words:
-                    continue
-                if len(toks) < n:
-                    grams.add(tuple(toks))
-                else:
-                    grams.update(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+            grams = _case_grams(toks_list, n, min_words)
             ov.ngrams[n] = len(grams)
             for g in grams:
                 index[len(g)].setdefault(g, []).append((ci, n))
@@ -153,25 +163,26 @@ def find_overlaps(cases: Iterable[EvalText], training: Iterable[tuple[str, int, 
         records += 1
         if not files or files[-1] != fname:
             files.append(fname)
-        toks = words(text)
-        size = len(toks)
-        for i, w in enumerate(toks):
-            lengths = starts.get(w)
-            if lengths is None:
-                continue
-            for length in lengths:
-                if i + length > size:
-                    break
-                gram = tuple(toks[i:i + length])
-                hits = index[length].get(gram)
-                if hits is None:
-                    continue
-                for ci, n in hits:
-                    key = (n, *gram)
-                    if key in seen[ci]:
-                        continue
-                    seen[ci].add(key)
-                    ov = overlaps[ci]
-                    ov.matched[n] += 1
-                    ov.first_match = ov.first_match or f"{fname}:{lineno}"
+        for ci, n, gram in _matches(words(text), starts, index):
+            key = (n, *gram)
+            if key not in seen[ci]:
+                seen[ci].add(key)
+                ov = overlaps[ci]
+                ov.matched[n] += 1
+                ov.first_match = ov.first_match or f"{fname}:{lineno}"
     return ContaminationReport(ns, overlaps, files, records, time.perf_counter() - started)
+
+
+def _matches(toks: list[str], starts: dict[str, tuple[int, ...]], index: _Index) -> Iterator[tuple[int, int, tuple[str, ...]]]:
+    """Yield ``(case index, n, gram)`` for every eval n-gram found in one training record's words."""
+    size = len(toks)
+    for i, w in enumerate(toks):
+        lengths = starts.get(w)
+        if lengths is None:
+            continue
+        for length in lengths:
+            if i + length > size:
+                break
+            gram = tuple(toks[i:i + length])
+            for ci, n in index[length].get(gram, ()):
+                yield ci, n, gram

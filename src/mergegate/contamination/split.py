@@ -7,17 +7,18 @@ value and the salt (SHA-256, not Python's per-process ``hash``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["assign_split", "split_file"]
 
 
 def assign_split(key: str, fractions: Sequence[tuple[str, float]], salt: str = "") -> str:
     """Return the split name for ``key``: its hash, read as a number in [0, 1), falls into one split's share."""
-    digest = hashlib.sha256(f"{salt}\x00{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{salt}\x00{key}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     total = sum(f for _, f in fractions)
     edge = 0.0
@@ -37,8 +38,8 @@ def split_file(path: Path, out_dir: Path, key: str, fractions: Sequence[tuple[st
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {name: 0 for name, _ in fractions}
-    handles = {name: open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") for name, _ in fractions}
-    try:
+    with contextlib.ExitStack() as stack:
+        handles = {name: stack.enter_context(open(out_dir / f"{name}.jsonl", "w", encoding="utf-8")) for name, _ in fractions}
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -53,7 +54,4 @@ def split_file(path: Path, out_dir: Path, key: str, fractions: Sequence[tuple[st
                 name = assign_split(value, fractions, salt)
                 handles[name].write(line if line.endswith("\n") else line + "\n")
                 counts[name] += 1
-    finally:
-        for h in handles.values():
-            h.close()
     return counts

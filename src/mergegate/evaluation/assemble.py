@@ -11,8 +11,18 @@ from typing import Optional
 
 from ..client import GenerationStats
 from ..config.loader import LoadedConfig
-from ..results import (BenchmarkResult, CaseResult, ContaminationSummary, GenerationSummary, JudgeSummary, RunMeta, RunResults,
-                       SuiteMeta, SuiteSummary, summarize)
+from ..results import (
+    BenchmarkResult,
+    CaseResult,
+    ContaminationSummary,
+    GenerationSummary,
+    JudgeSummary,
+    RunMeta,
+    RunResults,
+    SuiteMeta,
+    SuiteSummary,
+    summarize,
+)
 from ..results.aggregate import population
 from ..suites import LoadedSuite
 from .provenance import now, relative

@@ -49,10 +49,12 @@ def run_benchmark_phase(loaded: LoadedConfig, endpoints: dict[str, Endpoint], ou
                        "--model", path, "--alias", ep.model, "--port", port], "http://127.0.0.1:{port}/v1/models")
             completions = s.ready_url.rsplit("/", 1)[0] + "/completions"
         return Target(role, ep.model, ep.base_url + "/chat/completions", completions, tokenizer,
-                      ep.identity or {"model": spec.model, "engine": spec.engine}, ep.system_prompt, dict(ep.extra_body))
+                      ep.identity or {"model": spec.model, "engine": spec.engine}, ep.system_prompt, dict(ep.extra_body),
+                      concurrency=cfg.generation.concurrency,
+                      scoring_concurrency=cfg.generation.concurrency if spec.engine == "vllm" else 1)
 
     try:
-        targets = {role: target(role, cfg.models[role], endpoints[role]) for role in ROLES}
+        targets: dict[str, Target] = {role: target(role, cfg.models[role], endpoints[role]) for role in ROLES}
         for label, spec in opts.references.items():
             role = f"ref:{label}"
             if spec.engine == "external":

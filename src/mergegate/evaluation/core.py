@@ -8,8 +8,9 @@ benchmarks can drive it directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Optional
 
 from ..client import GenerationStats, Job, Response, ResponseCache, generate_all
 from ..config.loader import LoadedConfig
@@ -130,7 +131,7 @@ class Evaluation:
 
     @classmethod
     def from_shards(cls, loaded: LoadedConfig, suites: list[LoadedSuite], files: list[Path],
-                    selection: Optional[set[tuple[str, str]]] = None, command: Optional[list[str]] = None) -> "Evaluation":
+                    selection: Optional[set[tuple[str, str]]] = None, command: Optional[list[str]] = None) -> Evaluation:
         """Return an evaluation whose cases come from shard ``results.json`` files instead of the models."""
         ev = cls(loaded, suites, selection, progress=False, command=command)
         merged = merge_shards(files, suites, ev.selected_cases())

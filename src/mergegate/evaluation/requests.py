@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from ..checks.tools import tools_prompt
 from ..client import Job, Response
 from ..config.loader import LoadedConfig
 from ..results import ROLES
+from ..results.models import Role
 from ..serving import Endpoint
 from ..suites import Case, LoadedSuite, Sampling
 from .scoring import ResponseKey
@@ -38,7 +40,7 @@ def build_jobs(loaded: LoadedConfig, selected: Iterable[tuple[LoadedSuite, Case]
     return jobs, failed
 
 
-def _job(loaded: LoadedConfig, key: ResponseKey, ls: LoadedSuite, case: Case, role: str, ep: Endpoint,
+def _job(loaded: LoadedConfig, key: ResponseKey, ls: LoadedSuite, case: Case, role: Role, ep: Endpoint,
          answers: Optional[list[str]]) -> Job:
     """Return one request: the role's system prompt, then the suite's; sampling from model, suite and case, in that order."""
     spec = loaded.config.models[role]

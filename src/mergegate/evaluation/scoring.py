@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from ..checks import REGISTRY, CheckContext, run_check
 from ..client import Response
@@ -67,7 +68,8 @@ def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[Re
     for ls, case in selected:
         sides = {}
         for role in ROLES:
-            mine = {i: judgements[(ls.name, case.id, i, role)] for i in range(len(case.checks)) if (ls.name, case.id, i, role) in judgements}
+            mine = {i: judgements[(ls.name, case.id, i, role)] for i in range(len(case.checks))
+                    if (ls.name, case.id, i, role) in judgements}
             sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine)
         flagged = None if contaminated is None else (ls.name, case.id) in contaminated
         cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from ..errors import InputError
 from ..results import BenchmarkResult, CaseResult, ContaminationSummary, JudgeSummary, RunMeta, RunResults, ShardMeta
@@ -61,7 +62,8 @@ def load_shards(files: list[Path]) -> tuple[list[tuple[Path, RunResults]], int, 
         if r.meta.shard.index in seen:
             raise InputError(f"shard {r.meta.shard.index}/{total} given twice (also in {seen[r.meta.shard.index]})", f)
         seen[r.meta.shard.index] = f
-        for what, a, b in (("config", first.meta.config_sha256, r.meta.config_sha256), ("commit", first.meta.git_commit, r.meta.git_commit)):
+        for what, a, b in (("config", first.meta.config_sha256, r.meta.config_sha256),
+                           ("commit", first.meta.git_commit, r.meta.git_commit)):
             if a != b:
                 raise InputError(f"this shard evaluated a different {what} than {first_file} ({b} vs {a})", f)
     return runs, total, seen

@@ -12,8 +12,9 @@ an error message.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import httpx
 
@@ -55,7 +56,7 @@ class GitHubClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "GitHubClient":
+    def __enter__(self) -> GitHubClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -113,7 +114,7 @@ class GitHubClient:
     def paginate(self, url: str, params: Optional[dict[str, Any]] = None) -> Iterator[Any]:
         """Yield every item of a list endpoint, following ``Link: rel="next"`` pages."""
         next_url: Optional[str] = url
-        query = {"per_page": 100, **(params or {})}
+        query: Optional[dict[str, Any]] = {"per_page": 100, **(params or {})}
         while next_url:
             resp = self.request("GET", next_url, params=query)
             try:
@@ -124,7 +125,7 @@ class GitHubClient:
                 raise GitHubError(f"GET {next_url}: expected a list, got {type(page).__name__}", resp.status_code)
             yield from page
             next_url = resp.links.get("next", {}).get("url")
-            query = None  # the next link carries its own query string
+            query = None  # the next link carries its own query string (params={} would strip it: an endless first page)
 
 
 def _message(resp: httpx.Response) -> str:

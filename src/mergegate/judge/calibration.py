@@ -37,7 +37,8 @@ class CalibrationItem(BaseModel):
     prompt: str
     response_a: str
     response_b: str
-    human: list[Literal["A", "B", "tie"]] = Field(min_length=1, description="One verdict per rater, in the same rater order for every item.")
+    human: list[Literal["A", "B", "tie"]] = Field(min_length=1,
+                                                  description="One verdict per rater, in the same rater order for every item.")
 
 
 class CalibrationSet(BaseModel):

@@ -9,8 +9,9 @@ it is a judge error — never silently a score.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ..checks import REGISTRY
 from ..client import Job, Response, ResponseCache, generate_all
@@ -121,9 +122,10 @@ def _tasks_for_cases(selected: list, outputs: Callable[..., Optional[str]]) -> l
             if kind == "rubric":
                 reference = case.reference if spec.use_reference else None
                 for role in ROLES:
-                    if texts[role] is not None:
+                    text = texts[role]
+                    if text is not None:
                         tasks.append(Task(("rubric", ls.name, case.id, idx, role), "rubric",
-                                          prompts.rubric_messages(prompt, texts[role], spec.criteria, spec.scale, reference),
+                                          prompts.rubric_messages(prompt, text, spec.criteria, spec.scale, reference),
                                           tuple(spec.criteria), spec.scale))
             elif kind == "pairwise" and texts["candidate"] is not None and texts["baseline"] is not None:
                 cand, base = texts["candidate"], texts["baseline"]
@@ -151,60 +153,10 @@ def run_judge_phase(cfg: JudgeConfig, endpoints: dict[str, Endpoint], selected: 
     usage = JudgeUsage(error_tolerance=cfg.error_tolerance)
     tasks = _tasks_for_cases(selected, outputs) + _calibration_tasks(calibration)
     answers = ask(tasks, judge, cache, opts, cfg.max_output_retries, usage, cfg.pricing, progress, cfg.structured_output)
-    by_key = {t.key: t for t in tasks}
-
-    # the cascade: re-ask the strong judge where the first one is uncertain
-    escalate: list[Task] = []
+    escalated: set[tuple] = set()
     if strong is not None and cfg.cascade is not None:
-        for ls, case in selected:
-            for idx, spec in enumerate(case.checks):
-                kind = REGISTRY[spec.type].judge
-                if kind == "pairwise":
-                    ab, ba = answers.get(("pairwise", ls.name, case.id, idx, "AB")), answers.get(("pairwise", ls.name, case.id, idx, "BA"))
-                    if ab and ba and ab.verdict and ba.verdict and not combine_orders(ab.verdict.winner, ba.verdict.winner)[1]:
-                        escalate += [by_key[("pairwise", ls.name, case.id, idx, o)] for o in ("AB", "BA")]
-                elif kind == "rubric" and spec.threshold is not None:
-                    for role in ROLES:
-                        a = answers.get(("rubric", ls.name, case.id, idx, role))
-                        if a and a.verdict and abs(_rubric_score(a.verdict.scores, spec.scale) - spec.threshold) < cfg.cascade.margin:
-                            escalate.append(by_key[("rubric", ls.name, case.id, idx, role)])
-        if escalate:
-            strong_answers = ask(escalate, strong, cache, opts, cfg.max_output_retries, usage, cfg.cascade.pricing, progress,
-                                 cfg.structured_output)
-            for key, a in strong_answers.items():
-                if a.verdict is not None:
-                    a.raw = "[strong judge] " + a.raw
-                    answers[key] = a
-            usage.escalated = len(escalate)
-    escalated_keys = {t.key for t in escalate}
-
-    phase = JudgePhase()
-    for ls, case in selected:
-        for idx, spec in enumerate(case.checks):
-            kind = REGISTRY[spec.type].judge
-            if kind == "rubric":
-                for role in ROLES:
-                    a = answers.get(("rubric", ls.name, case.id, idx, role))
-                    if a is not None:
-                        phase.judgements[(ls.name, case.id, idx, role)] = {
-                            "kind": "rubric", "error": a.error, "scale": spec.scale, "reason": a.verdict.reason if a.verdict else "",
-                            "scores": dict(a.verdict.scores) if a.verdict else {},
-                            "escalated": ("rubric", ls.name, case.id, idx, role) in escalated_keys}
-            elif kind == "pairwise":
-                ab, ba = answers.get(("pairwise", ls.name, case.id, idx, "AB")), answers.get(("pairwise", ls.name, case.id, idx, "BA"))
-                if ab is None or ba is None:
-                    continue
-                error = ab.error or ba.error
-                outcome, consistent = combine_orders(ab.verdict.winner, ba.verdict.winner) if not error else ("tie", False)
-                common = {"kind": "pairwise", "error": error, "consistent": consistent,
-                          "verdict_candidate_first": ab.verdict.winner if ab.verdict else None,
-                          "verdict_candidate_second": ba.verdict.winner if ba.verdict else None,
-                          "reasons": [x.verdict.reason for x in (ab, ba) if x.verdict],
-                          "escalated": ("pairwise", ls.name, case.id, idx, "AB") in escalated_keys}
-                mirror = {"win": "loss", "loss": "win", "tie": "tie"}
-                phase.judgements[(ls.name, case.id, idx, "candidate")] = {**common, "outcome": outcome}
-                phase.judgements[(ls.name, case.id, idx, "baseline")] = {**common, "outcome": mirror[outcome]}
-
+        escalated = _cascade(cfg, strong, selected, tasks, answers, cache, opts, usage, progress)
+    phase = JudgePhase(judgements=_judgements(selected, answers, escalated))
     usage.errors = sum(1 for a in answers.values() if a.error)
     cal = _calibration_summary(cfg, calibration, answers, calibration_problem)
     phase.summary = JudgeSummary(model=judge.model, strong_model=strong.model if strong else None, prompt_version=prompts.PROMPT_VERSION,
@@ -215,23 +167,97 @@ def run_judge_phase(cfg: JudgeConfig, endpoints: dict[str, Endpoint], selected: 
     return phase
 
 
+def _uncertain(cfg: JudgeConfig, selected: list, answers: dict[tuple, Answer]) -> list[tuple]:
+    """Return the task keys where the first judge is uncertain: pairwise orders that disagree, rubric scores near the threshold."""
+    assert cfg.cascade is not None
+    keys: list[tuple] = []
+    for ls, case in selected:
+        for idx, spec in enumerate(case.checks):
+            kind = REGISTRY[spec.type].judge
+            if kind == "pairwise":
+                ab, ba = answers.get(("pairwise", ls.name, case.id, idx, "AB")), answers.get(("pairwise", ls.name, case.id, idx, "BA"))
+                if ab and ba and ab.verdict and ba.verdict and not combine_orders(ab.verdict.winner, ba.verdict.winner)[1]:
+                    keys += [("pairwise", ls.name, case.id, idx, o) for o in ("AB", "BA")]
+            elif kind == "rubric" and spec.threshold is not None:
+                for role in ROLES:
+                    a = answers.get(("rubric", ls.name, case.id, idx, role))
+                    if a and a.verdict and abs(_rubric_score(a.verdict.scores, spec.scale) - spec.threshold) < cfg.cascade.margin:
+                        keys.append(("rubric", ls.name, case.id, idx, role))
+    return keys
+
+
+def _cascade(cfg: JudgeConfig, strong: Endpoint, selected: list, tasks: list[Task], answers: dict[tuple, Answer],
+             cache: Optional[ResponseCache], opts: GenerationOptions, usage: JudgeUsage, progress: bool) -> set[tuple]:
+    """Re-ask the strong judge where the first one is uncertain (its usable verdicts replace the first's); return the keys asked."""
+    assert cfg.cascade is not None
+    by_key = {t.key: t for t in tasks}
+    escalate = [by_key[k] for k in _uncertain(cfg, selected, answers)]
+    if escalate:
+        strong_answers = ask(escalate, strong, cache, opts, cfg.max_output_retries, usage, cfg.cascade.pricing, progress,
+                             cfg.structured_output)
+        for key, a in strong_answers.items():
+            if a.verdict is not None:
+                a.raw = "[strong judge] " + a.raw
+                answers[key] = a
+        usage.escalated = len(escalate)
+    return {t.key for t in escalate}
+
+
+def _judgements(selected: list, answers: dict[tuple, Answer], escalated: set[tuple]) -> dict[tuple, dict[str, Any]]:
+    """Return the verdict of every judge check per side: ``(suite, case_id, check_index, role) -> verdict``."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for ls, case in selected:
+        for idx, spec in enumerate(case.checks):
+            kind = REGISTRY[spec.type].judge
+            if kind == "rubric":
+                for role in ROLES:
+                    a = answers.get(("rubric", ls.name, case.id, idx, role))
+                    if a is not None:
+                        out[(ls.name, case.id, idx, role)] = {
+                            "kind": "rubric", "error": a.error, "scale": spec.scale, "reason": a.verdict.reason if a.verdict else "",
+                            "scores": dict(a.verdict.scores) if a.verdict else {},
+                            "escalated": ("rubric", ls.name, case.id, idx, role) in escalated}
+            elif kind == "pairwise":
+                ab, ba = answers.get(("pairwise", ls.name, case.id, idx, "AB")), answers.get(("pairwise", ls.name, case.id, idx, "BA"))
+                if ab is not None and ba is not None:
+                    both = _pairwise_judgement(ab, ba, ("pairwise", ls.name, case.id, idx, "AB") in escalated)
+                    out[(ls.name, case.id, idx, "candidate")], out[(ls.name, case.id, idx, "baseline")] = both
+    return out
+
+
+def _pairwise_judgement(ab: Answer, ba: Answer, escalated: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the candidate's and the baseline's side of one pairwise verdict judged in both orders."""
+    error = ab.error or ba.error
+    outcome, consistent = ("tie", False)
+    if not error and ab.verdict and ba.verdict:
+        outcome, consistent = combine_orders(ab.verdict.winner, ba.verdict.winner)
+    common = {"kind": "pairwise", "error": error, "consistent": consistent,
+              "verdict_candidate_first": ab.verdict.winner if ab.verdict else None,
+              "verdict_candidate_second": ba.verdict.winner if ba.verdict else None,
+              "reasons": [x.verdict.reason for x in (ab, ba) if x.verdict], "escalated": escalated}
+    mirror = {"win": "loss", "loss": "win", "tie": "tie"}
+    return {**common, "outcome": outcome}, {**common, "outcome": mirror[outcome]}
+
+
 def _rubric_score(scores: dict[str, int], scale: int) -> float:
     return (sum(scores.values()) / len(scores) - 1) / (scale - 1)
 
 
-def _calibration_summary(cfg: JudgeConfig, sets: list[LoadedCalibration], answers: dict[tuple, Answer], problem: str) -> CalibrationSummary:
-    """Return the judge's agreement with the human majority on the calibration sets."""
-    opts = cfg.calibration
-    summary = CalibrationSummary(files=[str(c.path) for c in sets], min_agreement=opts.min_agreement, on_uncalibrated=opts.on_uncalibrated)
-    if problem or not sets:
-        summary.reason = problem or "no calibration set (*.calibration.yaml): the judge cannot be trusted without one"
-        return summary
-    judge_labels, human_majorities, all_ratings, errors = [], [], [], 0
-    raters = max(c.raters for c in sets)
+def _calibration_labels(sets: list[LoadedCalibration], answers: dict[tuple, Answer], raters: int,
+                        disagreements: list[str]) -> tuple[list[str], list[str], list[tuple[list[str], str]], int]:
+    """Return the judge's labels, the human majorities, the full ratings (for Fleiss) and the items without a usable verdict.
+
+    Items where the judge differs from the human majority are appended to ``disagreements``.
+    """
+    judge_labels: list[str] = []
+    human_majorities: list[str] = []
+    all_ratings: list[tuple[list[str], str]] = []
+    errors = 0
     for cal in sets:
         for it in cal.set.items:
-            ab, ba = answers.get(("calibration", str(cal.path), it.id, 0, "AB")), answers.get(("calibration", str(cal.path), it.id, 0, "BA"))
-            if not ab or not ba or ab.error or ba.error:
+            ab, ba = (answers.get(("calibration", str(cal.path), it.id, 0, "AB")),
+                      answers.get(("calibration", str(cal.path), it.id, 0, "BA")))
+            if not ab or not ba or ab.error or ba.error or not ab.verdict or not ba.verdict:
                 errors += 1
                 continue
             outcome, _ = combine_orders(ab.verdict.winner, ba.verdict.winner)
@@ -244,7 +270,19 @@ def _calibration_summary(cfg: JudgeConfig, sets: list[LoadedCalibration], answer
             if len(it.human) == raters:
                 all_ratings.append((list(it.human), label))
             if label != human:
-                summary.disagreements.append(it.id)
+                disagreements.append(it.id)
+    return judge_labels, human_majorities, all_ratings, errors
+
+
+def _calibration_summary(cfg: JudgeConfig, sets: list[LoadedCalibration], answers: dict[tuple, Answer], problem: str) -> CalibrationSummary:
+    """Return the judge's agreement with the human majority on the calibration sets."""
+    opts = cfg.calibration
+    summary = CalibrationSummary(files=[str(c.path) for c in sets], min_agreement=opts.min_agreement, on_uncalibrated=opts.on_uncalibrated)
+    if problem or not sets:
+        summary.reason = problem or "no calibration set (*.calibration.yaml): the judge cannot be trusted without one"
+        return summary
+    raters = max(c.raters for c in sets)
+    judge_labels, human_majorities, all_ratings, errors = _calibration_labels(sets, answers, raters, summary.disagreements)
     summary.n, summary.raters = len(judge_labels), raters
     summary.agreement = agreement(judge_labels, human_majorities)
     summary.cohen_kappa = cohen_kappa(judge_labels, human_majorities)

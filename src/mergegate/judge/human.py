@@ -56,7 +56,8 @@ class HumanSummary(BaseModel):
     cohen_kappa: Optional[float] = Field(default=None, description="Two raters, on the items both rated.")
     fleiss_kappa: Optional[float] = Field(default=None, description="Three or more raters, on the items all rated.")
     max_disagreement: float
-    disagreements: list[str] = Field(default_factory=list, description="Items where more than max_disagreement of raters left the majority.")
+    disagreements: list[str] = Field(default_factory=list,
+                                     description="Items where more than max_disagreement of raters left the majority.")
     rubric: dict[str, dict[str, Optional[float]]] = Field(default_factory=dict, description="Mean rater score per criterion, per side.")
 
 
@@ -156,48 +157,75 @@ def import_ratings(files: list[Path], mapping_path: Path, max_disagreement: floa
     Raises :class:`InputError` naming file and line for an unknown item, a
     preference other than 1 / 2 / tie, or a score that is not an integer.
     """
+    items, crits = _load_mapping(mapping_path)
+    ratings = _Ratings()
+    for path in map(Path, files):
+        for line, row in _read_rows(path):
+            ratings.add(row, path, line, items, crits, mapping_path)
+    if not ratings.verdicts:
+        raise InputError("no ratings found: fill in the 'preference' column (1, 2 or tie)", files[0] if files else mapping_path)
+    summary = _summarize(ratings, max_disagreement)
+    label = {"candidate": "A", "baseline": "B", "tie": "tie"}
+    calibration = []
+    for item, per in sorted(ratings.verdicts.items()):
+        m, t = items[item], ratings.texts[item]
+        calibration.append({"id": f"{m['suite']}-{m['case']}", "prompt": t["prompt"], "response_a": t["candidate"],
+                            "response_b": t["baseline"], "human": [label[per[r]] for r in ratings.raters if r in per]})
+    return summary, calibration
+
+
+def _load_mapping(mapping_path: Path) -> tuple[dict[str, Any], list[str]]:
     try:
         mapping = json.loads(Path(mapping_path).read_text(encoding="utf-8"))
-        items = mapping["items"]
-        crits = mapping.get("criteria", [])
+        return mapping["items"], mapping.get("criteria", [])
     except (OSError, ValueError, KeyError, TypeError):
-        raise InputError("not a mergegate human-evaluation mapping file (mapping.json from `mergegate human export`)", mapping_path) from None
-    verdicts: dict[str, dict[str, str]] = defaultdict(dict)  # item -> rater -> candidate/baseline/tie
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"candidate": [], "baseline": []})
-    texts: dict[str, dict[str, str]] = {}
-    raters: list[str] = []
-    for path in files:
-        path = Path(path)
-        for line, row in _read_rows(path):
-            rater = str(row.get("rater") or "").strip() or path.stem
-            if rater not in raters:
-                raters.append(rater)
-            item = str(row.get("item", "")).strip()
-            if item not in items:
-                raise InputError(f"item {item!r} is not in {mapping_path}", path, line)
-            pref = str(row.get("preference", "")).strip().lower()
-            if pref == "":
-                continue  # not rated (yet)
-            if pref not in PREFERENCES:
-                raise InputError(f"preference must be 1, 2 or tie, got {pref!r}", path, line)
-            m = items[item]
-            side = {"1": m["response_1"], "2": m["response_2"], "tie": "tie"}[pref]
-            if rater in verdicts[item]:
-                raise InputError(f"rater {rater!r} rated {item} twice", path, line)
-            verdicts[item][rater] = side
-            texts[item] = {m["response_1"]: str(row.get("response_1", "")), m["response_2"]: str(row.get("response_2", "")),
-                           "prompt": str(row.get("prompt", ""))}
-            for crit in crits:
-                for slot in ("1", "2"):
-                    raw = str(row.get(f"{crit}_{slot}", "") or "").strip()
-                    if raw:
-                        try:
-                            value = int(raw)
-                        except ValueError:
-                            raise InputError(f"{crit}_{slot} must be an integer score, got {raw!r}", path, line) from None
-                        scores[crit][m[f"response_{slot}"]].append(float(value))
-    if not verdicts:
-        raise InputError("no ratings found: fill in the 'preference' column (1, 2 or tie)", files[0] if files else mapping_path)
+        raise InputError("not a mergegate human-evaluation mapping file (mapping.json from `mergegate human export`)",
+                         mapping_path) from None
+
+
+class _Ratings:
+    """The un-blinded ratings read so far: verdicts per item and rater, rubric scores per criterion and side, the texts."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, dict[str, str]] = defaultdict(dict)  # item -> rater -> candidate/baseline/tie
+        self.scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"candidate": [], "baseline": []})
+        self.texts: dict[str, dict[str, str]] = {}
+        self.raters: list[str] = []
+
+    def add(self, row: dict[str, Any], path: Path, line: int, items: dict[str, Any], crits: list[str], mapping_path: Path) -> None:
+        """Read one rating row (file ``path``, line ``line``); raise InputError naming them when it is wrong."""
+        rater = str(row.get("rater") or "").strip() or path.stem
+        if rater not in self.raters:
+            self.raters.append(rater)
+        item = str(row.get("item", "")).strip()
+        if item not in items:
+            raise InputError(f"item {item!r} is not in {mapping_path}", path, line)
+        pref = str(row.get("preference", "")).strip().lower()
+        if pref == "":
+            return  # not rated (yet)
+        if pref not in PREFERENCES:
+            raise InputError(f"preference must be 1, 2 or tie, got {pref!r}", path, line)
+        m = items[item]
+        if rater in self.verdicts[item]:
+            raise InputError(f"rater {rater!r} rated {item} twice", path, line)
+        self.verdicts[item][rater] = {"1": m["response_1"], "2": m["response_2"], "tie": "tie"}[pref]
+        self.texts[item] = {m["response_1"]: str(row.get("response_1", "")), m["response_2"]: str(row.get("response_2", "")),
+                            "prompt": str(row.get("prompt", ""))}
+        for crit in crits:
+            for slot in ("1", "2"):
+                raw = str(row.get(f"{crit}_{slot}", "") or "").strip()
+                if not raw:
+                    continue
+                try:
+                    value = int(raw)
+                except ValueError:
+                    raise InputError(f"{crit}_{slot} must be an integer score, got {raw!r}", path, line) from None
+                self.scores[crit][m[f"response_{slot}"]].append(float(value))
+
+
+def _summarize(ratings: _Ratings, max_disagreement: float) -> HumanSummary:
+    """Return the preference rate with its Wilson interval, inter-rater agreement, disagreements and rubric means."""
+    verdicts, raters = ratings.verdicts, ratings.raters
     all_sides = [v for per in verdicts.values() for v in per.values()]
     cand, base, tie = all_sides.count("candidate"), all_sides.count("baseline"), all_sides.count("tie")
     summary = HumanSummary(raters=raters, items=len(verdicts), ratings=len(all_sides), candidate=cand, baseline=base, tie=tie,
@@ -220,14 +248,9 @@ def import_ratings(files: list[Path], mapping_path: Path, max_disagreement: floa
         top = max(list(per.values()).count(v) for v in set(per.values()))
         if 1 - top / len(per) > max_disagreement:
             summary.disagreements.append(item)
-    summary.rubric = {crit: {side: (sum(v) / len(v) if v else None) for side, v in by_side.items()} for crit, by_side in scores.items()}
-    label = {"candidate": "A", "baseline": "B", "tie": "tie"}
-    calibration = []
-    for item, per in sorted(verdicts.items()):
-        m, t = items[item], texts[item]
-        calibration.append({"id": f"{m['suite']}-{m['case']}", "prompt": t["prompt"], "response_a": t["candidate"],
-                            "response_b": t["baseline"], "human": [label[per[r]] for r in raters if r in per]})
-    return summary, calibration
+    summary.rubric = {crit: {side: (sum(v) / len(v) if v else None) for side, v in by_side.items()}
+                      for crit, by_side in ratings.scores.items()}
+    return summary
 
 
 def append_calibration(path: Path, new_items: list[dict[str, Any]], name: str = "human-ratings") -> tuple[int, int]:

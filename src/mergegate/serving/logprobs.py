@@ -73,7 +73,9 @@ class Scorer:
             logits = np.array(self.llm.scores[: len(ids)], dtype=np.float64)
         top = logits.max(axis=1, keepdims=True)
         logsm = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-        tokens, token_lp, top_lp = [self.token_text(ids[0])], [None], [None]
+        tokens = [self.token_text(ids[0])]
+        token_lp: list[Optional[float]] = [None]  # the first token has no context: no log-probability (as OpenAI's API)
+        top_lp: list[Optional[dict[str, float]]] = [None]
         for i in range(1, len(ids)):
             best = int(np.argmax(logsm[i - 1]))
             tokens.append(self.token_text(ids[i]))

@@ -3,6 +3,7 @@ wait until it answers, fail fast with the log tail if it exits, stop the whole g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,8 +11,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from ..errors import ServerError
 
@@ -49,18 +51,17 @@ class ManagedServer:
         self.env = env
         self.proc: Optional[subprocess.Popen] = None
 
-    def start(self, timeout_s: float) -> "ManagedServer":
+    def start(self, timeout_s: float) -> ManagedServer:
         """Start the process and return once ``ready_url`` answers 200; raise ServerError otherwise."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab", buffering=0)
-        try:
-            # start_new_session: the server and anything it forks share one process group we can kill.
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env, start_new_session=True)
-        except OSError as exc:
-            raise ServerError(f"{self.name}: cannot start {self.cmd[0]!r}: {exc}") from None
-        finally:
-            log.close()
+        # the child gets its own copy of the log descriptor; ours is closed as soon as Popen returns
+        with open(self.log_path, "ab", buffering=0) as log:
+            try:
+                # start_new_session: the server and anything it forks share one process group we can kill.
+                self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             env=self.env, start_new_session=True)
+            except OSError as exc:
+                raise ServerError(f"{self.name}: cannot start {self.cmd[0]!r}: {exc}") from None
         # pid and start time: `mergegate stop` must never kill an unrelated process that reused the pid
         self.log_path.with_suffix(".pid").write_text(f"{self.proc.pid} {_start_ticks(self.proc.pid)}\n")
         deadline = time.monotonic() + timeout_s
@@ -96,7 +97,7 @@ class ManagedServer:
             _signal_group(self.proc.pid, signal.SIGKILL)  # children it may have left behind
         self.log_path.with_suffix(".pid").unlink(missing_ok=True)
 
-    def __enter__(self) -> "ManagedServer":
+    def __enter__(self) -> ManagedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -148,10 +149,8 @@ def stop_leftovers(log_dir: Path, grace_s: float = 10.0) -> list[int]:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _answers(url: str) -> bool:

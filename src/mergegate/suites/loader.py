@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -65,10 +66,7 @@ def _data_path(data: Any, loc: tuple) -> tuple:
     """Return the part of pydantic's ``loc`` that exists in the YAML data (drops union tags)."""
     out: list = []
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-            out.append(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
             out.append(part)
     return tuple(out)
@@ -103,7 +101,8 @@ def validation_error_to_input_error(exc: ValidationError, doc: LocatedYaml, root
             text = f"{_dotted(loc)}: a check needs 'type' (one of: {', '.join(sorted(REGISTRY))})"
         else:
             hint = difflib.get_close_matches(str(tag), list(REGISTRY), n=1)
-            text = f"{_dotted(loc)}: unknown check type {tag!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(sorted(REGISTRY))}")
+            text = f"{_dotted(loc)}: unknown check type {tag!r}" + (
+                f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(sorted(REGISTRY))}")
         line = line_for(doc, loc + ("type",))
     else:
         msg = first["msg"].removeprefix("Value error, ")
@@ -146,7 +145,8 @@ def load_suite(path: str | Path) -> LoadedSuite:
     for i, case in enumerate(suite.cases):
         line = doc.lines.get(("cases", i))
         if case.id in case_lines:
-            raise SuiteError(f"duplicate case id {case.id!r} (first defined on line {case_lines[case.id]})", path, doc.lines.get(("cases", i, "id"), line))
+            raise SuiteError(f"duplicate case id {case.id!r} (first defined on line {case_lines[case.id]})", path,
+                             doc.lines.get(("cases", i, "id"), line))
         case_lines[case.id] = line or 0
         prepared[case.id] = []
         for j, spec in enumerate(case.checks):
@@ -157,7 +157,8 @@ def load_suite(path: str | Path) -> LoadedSuite:
             try:
                 prepared[case.id].append(ctype.prepare(spec, path.parent))
             except ValueError as exc:
-                raise SuiteError(f"cases[{i}].checks[{j}] ({spec.type}): {exc}", path, doc.lines.get(("cases", i, "checks", j), line)) from None
+                raise SuiteError(f"cases[{i}].checks[{j}] ({spec.type}): {exc}", path,
+                                 doc.lines.get(("cases", i, "checks", j), line)) from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedSuite(suite=suite, path=path, sha256=digest, case_lines=case_lines, prepared=prepared)
 

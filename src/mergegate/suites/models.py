@@ -7,15 +7,15 @@ autocomplete suites; a test keeps the committed file in step with this module.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from ..checks import REGISTRY
+from ..checks import REGISTRY, CheckSpecBase
 
 __all__ = ["Message", "Sampling", "FunctionDef", "ToolDef", "SuiteDefaults", "Case", "Suite", "CheckSpec", "SUITE_FORMAT"]
 
-SUITE_FORMAT = 1
+SUITE_FORMAT: Final = 1
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -40,7 +40,7 @@ class Sampling(_Strict):
     seed: Optional[int] = Field(default=None, description="Sampling seed sent to the engine.")
     stop: Optional[list[str]] = Field(default=None, description="Stop sequences.")
 
-    def merged_over(self, base: "Sampling") -> "Sampling":
+    def merged_over(self, base: Sampling) -> Sampling:
         """Return ``base`` with every field this object sets overriding it."""
         return base.model_copy(update=self.model_dump(exclude_none=True))
 
@@ -69,17 +69,21 @@ class SuiteDefaults(_Strict):
         description="System prompt for every case; the model's own system prompt (mergegate.yaml) comes first when both are set.",
     )
     sampling: Sampling = Field(default_factory=Sampling)
-    tools: Optional[list[ToolDef]] = Field(default=None, description="Tools offered to the model in every case (a case's own 'tools' replace them).")
+    tools: Optional[list[ToolDef]] = Field(default=None,
+                                           description="Tools offered to the model in every case (a case's own 'tools' replace them).")
     tool_choice: Optional[str] = Field(default=None, description="'auto', 'required', 'none', or a function name the model must call "
                                        "(sent as the API's tool_choice; tool_format: api only).")
 
 
 def _check_union() -> Any:
     specs = tuple(ct.spec for ct in REGISTRY.values())
-    return Annotated[Union[specs], Field(discriminator="type")]  # type: ignore[valid-type]
+    return Annotated[Union[specs], Field(discriminator="type")]
 
 
-CheckSpec = _check_union()
+if TYPE_CHECKING:  # the union of every registered check's spec; to a type checker, their common base
+    CheckSpec = CheckSpecBase
+else:
+    CheckSpec = _check_union()
 
 
 class Case(_Strict):
@@ -98,10 +102,10 @@ class Case(_Strict):
     sampling: Optional[Sampling] = Field(default=None, description="Overrides the suite's sampling for this case.")
     tools: Optional[list[ToolDef]] = Field(default=None, description="Tools offered to the model (OpenAI format); see the tool_call check.")
     tool_choice: Optional[str] = Field(default=None, description="Overrides the suite's tool_choice for this case.")
-    checks: list[CheckSpec] = Field(min_length=1, description="What the output must satisfy.")  # type: ignore[valid-type]
+    checks: list[CheckSpec] = Field(min_length=1, description="What the output must satisfy.")
 
     @model_validator(mode="after")
-    def _one_input(self) -> "Case":
+    def _one_input(self) -> Case:
         if sum(x is not None for x in (self.prompt, self.messages, self.turns)) != 1:
             raise ValueError("a case needs exactly one of 'prompt', 'messages' or 'turns'")
         if self.messages is not None and self.messages[-1].role != "user":
@@ -145,7 +149,8 @@ class Case(_Strict):
         """
         if self.turns:
             done = answers or []
-            own = [m for u, a in zip(self.turns, done) for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+            own = [m for u, a in zip(self.turns, done, strict=False)
+                   for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
             own.append({"role": "user", "content": self.turns[len(done)]})
         elif self.prompt is not None:
             own = [{"role": "user", "content": self.prompt}]
@@ -170,7 +175,8 @@ class Suite(_Strict):
 
     format: Literal[1] = Field(default=SUITE_FORMAT, description="Suite file format version.")
     name: str = Field(pattern=_ID, description="Suite name, used in test ids, gates and reports.")
-    version: Annotated[str, WithJsonSchema({"type": ["string", "integer", "number"], "description": "Version of the suite's content; recorded in results."})] = "1"
+    version: Annotated[str, WithJsonSchema({"type": ["string", "integer", "number"],
+                                            "description": "Version of the suite's content; recorded in results."})] = "1"
     description: str = ""
     task: Literal["classification", "extraction", "qa", "summarization", "generation", "chat", "code", "tool_calling", "other"] = Field(
         default="other", description="Task type, for reports."
@@ -183,15 +189,16 @@ class Suite(_Strict):
     cases: list[Case] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _tool_calls_name_offered_tools(self) -> "Suite":
+    def _tool_calls_name_offered_tools(self) -> Suite:
         for case in self.cases:
             offered = {t.function.name for t in (case.tools or self.defaults.tools or [])}
             for i, spec in enumerate(case.checks):
                 if spec.type != "tool_call":
                     continue
-                if not offered and spec.calls:
+                calls = getattr(spec, "calls", None) or []  # a tool_call spec (registered in checks/tools.py)
+                if not offered and calls:
                     raise ValueError(f"case {case.id!r}: checks[{i}] (tool_call) expects calls, but the case offers no 'tools'")
-                unknown = sorted({c.name for c in spec.calls} - offered)
+                unknown = sorted({c.name for c in calls} - offered)
                 if unknown:
                     raise ValueError(f"case {case.id!r}: checks[{i}] (tool_call) expects {unknown}, which the case's tools do not define")
         return self

@@ -1,0 +1,103 @@
+"""`mergegate contamination`, `split`, `schema`: eval data and file formats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_contamination(args: argparse.Namespace) -> int:
+    """Print, per suite, the cases whose text (input or reference) shares an n-gram with the training files; exit 0."""
+    from ..config import load_config
+    from ..contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
+    from ..suites import discover_suites
+
+    loaded = load_config(args.config, args.root)
+    suites = discover_suites(args.suites or [loaded.resolve(loaded.config.suites_dir)])
+    opts = loaded.config.contamination
+    ns = args.n or opts.n
+    if any(n < 1 for n in ns):
+        raise InputError("--n: n-gram sizes must be at least 1")
+    files = resolve_training_files(args.train, Path.cwd())
+    report = find_overlaps([case_texts(ls.name, c) for ls in suites for c in ls.suite.cases],
+                           iter_training_texts(files, args.field or opts.fields or None), ns, opts.min_words)
+    summary = summary_of(report, opts.on_contaminated, Path.cwd())
+    print(f"read {report.records:,} training record(s) from {len(files)} file(s) in {report.seconds:.1f} s; "
+          f"n-gram sizes {', '.join(map(str, report.ns))} (a case counts at n={min(report.ns)})")
+    width = max([len(s) for s in summary["per_suite"]] + [5])
+    for suite, (bad, total) in sorted(summary["per_suite"].items()):
+        print(f"  {suite:<{width}}  {bad:>4} / {total:<4} contaminated ({bad / total:.0%})" if total else f"  {suite:<{width}}  no case")
+    for c in summary["cases"]:
+        print(f"  CONTAMINATED {c['suite']}::{c['id']}  {c['matched_ngrams']}/{c['ngrams']} n-gram(s), first in {c['first_match']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    """Split a JSONL file into train/val/test (or the given splits) by a stable hash of one field; print the counts."""
+    from ..contamination import split_file
+
+    fractions = []
+    for item in args.ratios:
+        name, _, value = item.partition("=")
+        try:
+            frac = float(value)
+        except ValueError:
+            raise InputError(f"--ratios wants NAME=FRACTION such as train=0.8, got {item!r}") from None
+        if not name or frac <= 0:
+            raise InputError(f"--ratios: {item!r} needs a name and a positive fraction")
+        fractions.append((name, frac))
+    src = Path(args.input)
+    if not src.is_file():
+        raise InputError(f"{src} does not exist")
+    try:
+        counts = split_file(src, Path(args.out), args.key, fractions, args.salt)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    total = sum(counts.values())
+    print(", ".join(f"{name}: {n} ({n / total:.1%})" if total else f"{name}: 0" for name, n in counts.items())
+          + f"  -> {args.out}/")
+    return 0
+
+
+def schemas() -> dict[str, dict]:
+    """Return the JSON Schemas generated from the pydantic models, by file name."""
+    from ..config import Config
+    from ..judge import CalibrationSet
+    from ..results import RunResults
+    from ..suites import Suite
+
+    return {"suite.schema.json": Suite.model_json_schema(by_alias=True),
+            "config.schema.json": Config.model_json_schema(by_alias=True),
+            "calibration.schema.json": CalibrationSet.model_json_schema(by_alias=True),
+            "results.schema.json": RunResults.model_json_schema(by_alias=True, mode="serialization")}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write (or with --check, compare) the committed JSON Schemas."""
+    out = Path(args.dir)
+    stale = []
+    for name, schema in schemas().items():
+        text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        path = out / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"mergegate: error: out of date: {', '.join(stale)} (run 'mergegate schema')", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,127 @@
+"""`mergegate run`, `merge`, `serve`, `stop`, `validate`: evaluating, and the servers and files it needs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..results import ShardMeta
+
+
+def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None, sample: Optional[int] = None,
+                    merge_from: Sequence[Path] = ()) -> int:
+    """Validate inputs, then run the pytest session over suites and gates; return the verdict's exit code."""
+    import pytest
+
+    from ..config import load_config
+    from ..session import RunOptions
+    from ..suites import discover_suites
+    from ..verdict import exit_code_of_pytest
+
+    loaded = load_config(args.config, args.root)
+    suites_dir = loaded.resolve(loaded.config.suites_dir)
+    suites = discover_suites([suites_dir])  # bad suites fail here, in one line, before any server starts; the session reuses them
+    out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
+    gates_dir = loaded.resolve(loaded.config.gates_dir)
+    argv = [str(suites_dir)] + ([str(gates_dir)] if gates_dir.exists() else [])
+    argv += ["--rootdir", str(loaded.root), "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "-q",
+             # the CLI imported mergegate before pytest could rewrite its asserts; that is expected
+             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    if args.k:
+        argv += ["-k", args.k]
+    argv += list(args.pytest_args)
+    options = RunOptions(config_path=str(loaded.path) if loaded.path else None, output_dir=str(out) if args.output else None,
+                         command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from),
+                         history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites))
+    code = int(pytest.main(argv, plugins=[options]))
+    report = out / "report.md"
+    if report.exists():
+        print(f"report: {report}")
+    return exit_code_of_pytest(code)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Serve both models, evaluate (one shard with --shard), run the gates; return the verdict's exit code."""
+    from ..evaluation import parse_shard
+
+    shard = parse_shard(args.shard) if args.shard else None  # a malformed --shard is a one-line error before anything starts
+    if args.sample is not None and args.sample < 1:
+        raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
+    return _pytest_session(args, shard=shard, sample=args.sample)
+
+
+def shard_files(paths: Sequence[str]) -> list[Path]:
+    """Return the results.json files in ``paths`` (files, or folders searched recursively), sorted."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(p.rglob("results.json"))
+        else:
+            raise InputError("no such file or folder", p)
+    if not found:
+        raise InputError(f"no results.json under {', '.join(paths)}")
+    return found
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Combine shard results into one results.json and report, run the gates; return the verdict's exit code."""
+    from ..evaluation import load_shards
+
+    files = shard_files(args.paths)
+    load_shards(files)  # shards that do not belong together are a one-line error, before pytest starts
+    return _pytest_session(args, merge_from=files)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop model servers a run left behind (their pid files are in OUTPUT/logs)."""
+    from ..config import load_config
+    from ..serving import stop_leftovers
+
+    loaded = load_config(args.config, args.root)
+    out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
+    stopped = stop_leftovers(out / "logs")
+    print(f"stopped {len(stopped)} server(s)" + (f": {', '.join(map(str, stopped))}" if stopped else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the configured servers and keep them up until Ctrl-C."""
+    from ..config import load_config
+    from ..serving import ServerFleet
+
+    loaded = load_config(args.config, args.root)
+    log_dir = loaded.resolve(loaded.config.output_dir) / "logs"
+    with ServerFleet(loaded, log_dir) as endpoints:
+        for role, ep in endpoints.items():
+            print(f"{role}: {ep.base_url} model={ep.model}", flush=True)
+        print("serving; Ctrl-C to stop", flush=True)
+        while True:
+            for ep in endpoints.values():
+                ep.raise_if_dead()
+            time.sleep(1)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate mergegate.yaml and the suites; print a one-line summary."""
+    from ..config import load_config
+    from ..suites import discover_suites
+
+    loaded = load_config(args.config, args.root)
+    paths = args.paths or [loaded.resolve(loaded.config.suites_dir)]
+    suites = discover_suites(paths)
+    n = sum(len(s.suite.cases) for s in suites)
+    from ..judge import find_calibration_files, load_calibration
+
+    cals = [load_calibration(f) for p in paths if Path(p).is_dir() for f in find_calibration_files(Path(p))]
+    extra = f", {len(cals)} calibration set(s)" if cals else ""
+    print(f"ok: {len(suites)} suite(s), {n} case(s){extra}")
+    return 0

@@ -1,0 +1,84 @@
+"""The code's own standards, checked on every test run: lint, types, complexity, module size, import time.
+
+The tools are pinned dev dependencies (pyproject.toml), so the verdict of these
+tests changes only when the code does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "mergegate"
+BIN = Path(sys.executable).parent
+MAX_COMPLEXITY = 20  # radon's cyclomatic complexity, per function
+MAX_MODULE_LINES = 400
+
+
+def _tool(name: str) -> str:
+    exe = BIN / name
+    if not exe.exists():
+        pytest.fail(f"{name} is a dev dependency: pip install -e .[dev]")
+    return str(exe)
+
+
+def test_ruff_is_clean():
+    out = subprocess.run([_tool("ruff"), "check", "src", "tests", "bench", "scripts"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_mypy_is_clean():
+    out = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)  # files and options: [tool.mypy]
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_no_function_is_too_complex_and_no_module_too_long():
+    from radon.complexity import cc_visit
+
+    complex_ = []
+    long_ = []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > MAX_MODULE_LINES:
+            long_.append(f"{path.relative_to(ROOT)}: {lines} lines")
+        for block in cc_visit(text):
+            if block.complexity > MAX_COMPLEXITY:
+                complex_.append(f"{path.relative_to(ROOT)}:{block.lineno} {block.fullname}: {block.complexity}")
+    assert not complex_, f"functions above complexity {MAX_COMPLEXITY} (radon): {complex_}"
+    assert not long_, f"modules over {MAX_MODULE_LINES} lines: {long_}"
+
+
+def test_the_cli_imports_nothing_heavy():
+    # `mergegate --help` and `mergegate comment` must start fast: no scorer, no numpy stack, no model client at import.
+    # Checked by what is imported (not by a clock): a timing assertion would depend on the machine's load.
+    code = ("import sys, mergegate.cli; "
+            "heavy = [m for m in ('rouge_score', 'nltk', 'sacrebleu', 'sklearn', 'scipy', 'statsmodels', 'openai', 'numpy', "
+            "'pydantic', 'jinja2', 'httpx') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_comment_command_imports_no_scorer():
+    code = ("import sys; from mergegate.results import RunResults; from mergegate.report import render_markdown; "
+            "import mergegate.github; "
+            "print([m for m in ('rouge_score', 'nltk', 'sacrebleu', 'sklearn', 'scipy', 'statsmodels', 'openai') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_api_reference_is_up_to_date():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_docs.py"), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_public_api_is_importable_from_the_package():
+    import mergegate
+
+    for name in mergegate.__all__:
+        assert getattr(mergegate, name) is not None, name
+    assert mergegate.load_results.__module__ == "mergegate.results.io"

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -133,6 +134,21 @@ def setup_promptfoo(work: Path, base: str, ps: list[str], concurrency: int, max_
             "--no-progress-bar", "--no-table", "-o", str(cfg / "out.json")]
 
 
+def check_promptfoo(out: Path, requests: int) -> None:
+    """Raise unless promptfoo wrote one answer per request, none of them an error (a fast failure is no benchmark)."""
+    rows = json.loads(out.read_text())["results"]["results"]
+    bad = [r.get("error") for r in rows if r.get("error")]
+    if len(rows) != requests or bad:
+        raise RuntimeError(f"promptfoo: {len(rows)} results for {requests} requests; errors: {bad[:2]}")
+
+
+def check_mergegate(results: Path, requests: int) -> None:
+    """Raise unless mergegate sent every request and none failed."""
+    gen = json.loads(results.read_text())["generation"]
+    if gen["requests_sent"] != requests or gen["errors"]:
+        raise RuntimeError(f"mergegate: {gen}")
+
+
 def _q(s: str) -> str:
     import shlex
 
@@ -146,12 +162,15 @@ PROMPTFOO_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE":
 # -- the runs -----------------------------------------------------------------------------------------------
 
 
-def run_rounds(commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int, work: Path) -> dict[str, list[tuple[float, float]]]:
-    """Run every contender once per round, in turn; return their (wall, RSS) per round."""
+def run_rounds(commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int, work: Path,
+               checks: dict[str, Callable[[], None]]) -> dict[str, list[tuple[float, float]]]:
+    """Run every contender once per round, in turn (checking what it produced); return their (wall, RSS) per round."""
     out: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for r in range(rounds):
         for name, (cmd, env) in commands.items():
             out[name].append(measure(cmd, work, env))
+            if name in checks:
+                checks[name]()
             print(f"  round {r + 1} {name}: {out[name][-1][0]:.2f} s, {out[name][-1][1]:.0f} MiB", flush=True)
     return out
 
@@ -219,8 +238,15 @@ def main() -> None:
                         commands[name] = (setup_promptfoo(work, base, ps, c, args.max_tokens, args.promptfoo_dir),
                                           {**PROMPTFOO_ENV, "PROMPTFOO_CONFIG_DIR": str(work / "promptfoo-home")})
                 print(f"{args.server}: {n} prompts x 2 roles, concurrency {c}", flush=True)
+                checks: dict[str, Callable[[], None]] = {}
+                if "mergegate" in commands:
+                    proj = Path(commands["mergegate"][0][3])
+                    checks["mergegate"] = lambda p=proj, k=2 * n: check_mergegate(p / "results" / "results.json", k)
+                if "promptfoo" in commands:
+                    out_json = Path(commands["promptfoo"][0][-1])
+                    checks["promptfoo"] = lambda o=out_json, k=2 * n: check_promptfoo(o, k)
                 measure(commands["bare"][0], work)  # warm-up: page cache, server caches
-                results = run_rounds(commands, args.rounds, work)
+                results = run_rounds(commands, args.rounds, work, checks)
                 report(f"{args.server} server, {n} prompts x 2 roles, concurrency {c}, {args.rounds} rounds", results, n, 2 * n)
     finally:
         stop()

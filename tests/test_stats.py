@@ -70,12 +70,16 @@ def test_clustered_intervals_cover_where_naive_ones_do_not():
     assert naive / 1000 < 0.85  # ignoring the clusters would claim far too much precision
 
 
-def test_mcnemar_p_is_the_exact_binomial_test_on_discordant_pairs():
-    c = np.array([1] * 30 + [0] * 12 + [1] * 40 + [0] * 18, float)
-    b = np.array([0] * 30 + [1] * 12 + [1] * 40 + [0] * 18, float)
-    r = paired_delta(c, b, binary=True)
-    assert r.estimate == pytest.approx((30 - 12) / 100)
-    assert r.p_value == pytest.approx(st.binomtest(12, 42, 0.5).pvalue)
+def test_the_pass_fail_p_value_agrees_with_its_interval_on_every_small_table():
+    # the exact McNemar p contradicted the Agresti-Min interval on 88 small tables: now p < 0.05 exactly when 0 is outside
+    disagree = 0
+    for n12 in range(0, 16):
+        for n21 in range(0, 16):
+            c = np.array([1] * n12 + [0] * n21 + [1] * 5, float)
+            b = np.array([0] * n12 + [1] * n21 + [1] * 5, float)
+            r = paired_delta(c, b, binary=True)
+            disagree += (r.p_value < 0.05) != (r.ci_high < 0 or r.ci_low > 0)
+    assert disagree == 0
 
 
 def test_agresti_min_interval_matches_the_published_formula():
@@ -99,16 +103,58 @@ def test_continuous_p_value_is_scipys_paired_t_test():
     assert paired_delta(c, b, binary=False).p_value == pytest.approx(st.ttest_rel(c, b).pvalue)
 
 
-def test_cluster_robust_se_matches_statsmodels_ols_with_clustered_covariance():
-    import statsmodels.api as sm
+def test_cluster_robust_se_is_cr2_by_the_matrix_formula():
+    # Bell & McCaffrey's CR2 for the intercept-only model, written out with matrices (scipy's sqrtm)
+    from scipy.linalg import sqrtm
 
     rng = np.random.default_rng(5)
     d_c, d_b = rng.normal(0.1, 1, 60), rng.normal(0, 1, 60)
-    groups = np.repeat(np.arange(12), 5)
-    r = paired_delta(d_c, d_b, binary=False, clusters=[str(g) for g in groups])
-    fit = sm.OLS(d_c - d_b, np.ones(60)).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    groups = np.repeat(np.arange(12), [3, 4, 5, 6, 7, 5, 5, 5, 5, 5, 5, 5])
+    d = d_c - d_b
+    x = np.ones((60, 1))
+    bread = np.linalg.inv(x.T @ x)
+    e = d - d.mean()
+    meat = np.zeros((1, 1))
+    for g in np.unique(groups):
+        idx = groups == g
+        xg = x[idx]
+        a = np.real(sqrtm(np.linalg.inv(np.eye(idx.sum()) - xg @ bread @ xg.T)))
+        u = xg.T @ a @ e[idx]
+        meat += np.outer(u, u)
+    se = math.sqrt((bread @ meat @ bread)[0, 0])
     t = st.t.ppf(0.975, 11)
-    assert (r.ci_low, r.ci_high) == pytest.approx((fit.params[0] - t * fit.bse[0], fit.params[0] + t * fit.bse[0]))
+    r = paired_delta(d_c, d_b, binary=False, clusters=[str(g) for g in groups])
+    assert (r.ci_low, r.ci_high) == pytest.approx((d.mean() - t * se, d.mean() + t * se))
+    assert r.method.startswith("cluster-robust CR2")
+
+
+def test_one_cluster_gives_no_interval_and_pass_fail_intervals_stay_within_one():
+    assert paired_delta([1, 0, 1], [0, 0, 0], binary=True, clusters=["a", "a", "a"]) is None
+    r = paired_delta([1, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0], binary=True, clusters=["a", "a", "b", "b", "c", "c"])
+    assert r.ci_low >= -1 and r.ci_high <= 1
+
+
+def test_small_continuous_suites_get_the_t_interval_with_95_percent_coverage():
+    # the percentile bootstrap covered 91.4% at n=20
+    rng = np.random.default_rng(11)
+    big = rng.random(2_000_000)
+    truth = float(np.mean(np.clip(big + rng.normal(0.03, 0.2, big.size), 0, 1) - big))  # clipping moves it off 0.03
+    covered = 0
+    for _ in range(1000):
+        b = rng.random(20)
+        c = np.clip(b + rng.normal(0.03, 0.2, 20), 0, 1)
+        r = paired_delta(c, b, binary=False)
+        covered += r.ci_low <= truth <= r.ci_high
+    assert r.method.startswith("paired t interval")
+    assert 0.93 <= covered / 1000 <= 0.97, covered
+
+
+def test_a_stratum_with_one_sampled_case_never_claims_zero_variance():
+    d = np.array([0.0, 1.0, 0.0, -1.0, 0.0])  # five strata, one case each
+    r = paired_delta(d, np.zeros(5), binary=True, strata=list("abcde"), population={k: 50 for k in "abcde"})
+    assert r.ci_high - r.ci_low > 0.5
+    same = paired_delta(np.zeros(5), np.zeros(5), binary=True, strata=list("abcde"), population={k: 50 for k in "abcde"})
+    assert same.ci_low < 0 < same.ci_high  # identical answers everywhere: still an honest, non-zero width
 
 
 def test_wilson_interval_matches_the_formula_and_behaves_at_the_edges():
@@ -156,3 +202,46 @@ def test_stratified_estimate_weights_strata_by_their_share_of_the_suite():
     assert r.estimate == pytest.approx(0.25 * d_a.mean() + 0.75 * d_b.mean())
     se = math.sqrt(0.25**2 * d_a.var(ddof=1) / 4 + 0.75**2 * d_b.var(ddof=1) / 2)
     assert r.ci_high - r.ci_low == pytest.approx(2 * 1.959964 * se, rel=1e-5)
+
+
+def test_the_guardrail_blocks_only_a_significant_drop_beyond_the_tolerance():
+    from mergegate.stats import guardrail
+
+    assert guardrail(-0.08, -0.13, -0.03, 500, 0.95, 0.001, 0.05).found  # significant and beyond 5 points
+    assert not guardrail(-0.04, -0.07, -0.01, 2000, 0.95, 0.01, 0.05).found  # significant, within the tolerance
+    noisy = guardrail(-0.08, -0.20, 0.04, 60, 0.95, 0.2, 0.05)  # beyond the tolerance, not significant
+    assert not noisy.found and "not significant" in noisy.reason and noisy.underpowered
+    assert not guardrail(-0.5, -0.5, -0.5, 10, 0.95, 0.0, 0.05).found  # a zero-width interval never decides
+
+
+def test_the_target_needs_a_significant_gain_of_at_least_the_minimum():
+    from mergegate.stats import target
+
+    assert target(0.08, 0.03, 0.13, 600, 0.95, 0.002, 0.05).found
+    assert not target(0.08, -0.02, 0.18, 100, 0.95, 0.12, 0.05).found  # we cannot tell: not a GO
+    assert not target(0.03, 0.01, 0.05, 5000, 0.95, 0.004, 0.05).found  # real but below the minimum
+    assert not target(0.05, 0.0, 0.10, 600, 0.95, 0.05, 0.05).found  # a lower bound equal to zero is not above it
+    assert not target(0.3, 0.3, 0.3, 5, 0.95, 0.0, 0.0).found  # zero width: improved() used to say True at p = 0.32
+
+
+def test_power_figures_are_consistent_with_the_cases_needed():
+    from mergegate.stats import guardrail
+
+    sd = 0.63  # Beta(2, 2) pass probabilities, independent outcomes: sd of the paired difference
+    for n in (50, 200, 1000):
+        se = sd / math.sqrt(n)
+        d = guardrail(0.0, -1.96 * se, 1.96 * se, n, 0.95, 1.0, 0.05)
+        assert d.underpowered == (d.detectable > 0.10)
+        se_needed = sd / math.sqrt(d.cases_needed)
+        big = guardrail(0.0, -1.96 * se_needed, 1.96 * se_needed, d.cases_needed, 0.95, 1.0, 0.05)
+        assert not big.underpowered and big.detectable <= 0.10 + 1e-9
+    # the rule's power at a true drop of 2 x tolerance, by simulation, matches the claim at the cases needed
+    rng = np.random.default_rng(0)
+    se100 = sd / 10
+    n = guardrail(0.0, -1.96 * se100, 1.96 * se100, 100, 0.95, 1.0, 0.05).cases_needed
+    hits = 0
+    for _ in range(400):
+        dd = rng.normal(-0.10, sd, n)
+        est, se = dd.mean(), dd.std(ddof=1) / math.sqrt(n)
+        hits += guardrail(est, est - 1.96 * se, est + 1.96 * se, n, 0.95, None, 0.05).found
+    assert hits / 400 >= 0.76  # 80% power, minus the simulation's own error

@@ -230,9 +230,10 @@ class MergegateSession:
             # it read metrics of a judge that failed calibration: shown, never blocking
             message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")
             outcome = "advisory"
+        weak = "; ".join(f.reason for f in self.gate_findings.get(name, []) if f.underpowered) or None
         previous = self.gate_reports.get(name)
         if previous is None or previous.outcome in ("passed", "advisory", "insufficient"):
-            self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message)
+            self.gate_reports[name] = GateResult(name=name, outcome=outcome, message=message, underpowered=weak)
 
     def finish(self, interrupted: bool) -> Optional[int]:
         """Decide the verdict, write the outputs; return the exit code (None if inactive)."""
@@ -247,7 +248,7 @@ class MergegateSession:
             except InputError as exc:
                 failures.append(str(exc))
                 return 2
-        findings = {name: [f.p_value for f in fs] for name, fs in self.gate_findings.items()}
+        findings = {name: [(f.what, f.found, f.p_value) for f in fs] for name, fs in self.gate_findings.items()}
         gates = apply_holm(list(self.gate_reports.values()), findings, self.evaluation.policy)
         self.run = self.evaluation.finish(gates, failures)
         out = Path(self.options.output_dir) if self.options.output_dir else self.loaded.resolve(self.loaded.config.output_dir)

@@ -43,6 +43,7 @@ class Policy:
     error_tolerance: int = 0
     insufficient_blocks: bool = False
     on_contaminated: str = "report"
+    underpowered_blocks: bool = False
     holm: bool = False
     level: float = 0.95
 
@@ -51,7 +52,8 @@ class Policy:
         """Return the policy ``config`` asks for."""
         return cls(error_tolerance=config.generation.error_tolerance,
                    insufficient_blocks=config.stats.insufficient_evidence == "block",
-                   on_contaminated=config.contamination.on_contaminated, holm=config.stats.holm, level=config.stats.level)
+                   on_contaminated=config.contamination.on_contaminated, underpowered_blocks=config.stats.underpowered == "block",
+                   holm=config.stats.holm, level=config.stats.level)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ def _blocking(ev: Evidence, policy: Policy) -> list[str]:
     no_go += [f"blocking case failed: {c.suite}::{c.id}" for c in ev.cases if c.blocking and c.candidate.passed is False]
     if policy.insufficient_blocks:
         no_go += [f"insufficient evidence (stats.insufficient_evidence: block): {g.name}" for g in ev.gates if g.outcome == "insufficient"]
+    if policy.underpowered_blocks:
+        no_go += [f"underpowered (stats.underpowered: block): {g.name}: {g.underpowered}" for g in ev.gates
+                  if g.underpowered and g.outcome in ("passed", "insufficient")]
     if ev.contaminated and policy.on_contaminated == "fail":
         no_go.append(f"{ev.contaminated} eval case(s) found in the candidate's training data (contamination.on_contaminated: fail)")
     return no_go
@@ -126,28 +131,41 @@ def _passing(ev: Evidence) -> list[str]:
     reasons = [f"{sum(g.outcome == 'passed' for g in ev.gates)} gate(s) passed, no blocking case failed{note}"]
     unsure = sum(g.outcome == "insufficient" for g in ev.gates)
     if unsure:
-        reasons.append(f"{unsure} gate(s) had insufficient evidence (the suite is too small to tell); not blocking")
+        reasons.append(f"{unsure} gate(s) had insufficient evidence (no interval: too few cases); not blocking")
+    weak = [g for g in ev.gates if g.underpowered and g.outcome == "passed"]
+    if weak:
+        reasons.append(f"{len(weak)} gate(s) passed on an underpowered suite (stats.underpowered: warn): "
+                       + "; ".join(f"{g.name}: {g.underpowered}" for g in weak))
     return reasons
 
 
-def apply_holm(gates: Sequence[GateResult], findings: dict[str, list[Optional[float]]], policy: Policy) -> list[GateResult]:
-    """Return ``gates`` with failures that do not survive Holm's correction turned 'insufficient' (with ``policy.holm``).
+def apply_holm(gates: Sequence[GateResult], findings: dict[str, list[tuple[str, bool, Optional[float]]]],
+               policy: Policy) -> list[GateResult]:
+    """Return ``gates`` with conclusions that do not survive Holm's correction undone (with ``policy.holm``).
 
-    ``findings``: per gate, the one-sided p-values of what its ``regressed()`` /
-    ``improved()`` calls concluded.
+    ``findings``: per gate, every ``regressed()`` / ``improved()`` call as
+    ``(what, found, one-sided p)``. The family is all of them, conclusive or
+    not, tested at the one-sided level each rule uses ((1 - level) / 2). A
+    regression that does not survive no longer fails its gate (insufficient
+    evidence); an improvement that does not survive no longer passes its gate.
     """
-    from .results.models import GateResult
 
-    family = [(name, p) for name, ps in findings.items() for p in ps]
+    family = [(name, what, found, p) for name, fs in findings.items() for what, found, p in fs if p is not None]
     if not policy.holm or not family:
         return list(gates)
     from .stats import holm
 
-    keep = holm([p if p is not None else 0.0 for _, p in family], alpha=1 - policy.level)
-    weak = {name for (name, _), ok in zip(family, keep, strict=True) if not ok}
-    return [GateResult(name=g.name, outcome="insufficient",
-                       message=f"not significant after Holm's correction over {len(family)} comparisons: {g.message}")
-            if g.outcome == "failed" and g.name in weak else g for g in gates]
+    keep = holm([p for *_, p in family], alpha=(1 - policy.level) / 2)
+    lost = {(name, what) for (name, what, found, _), ok in zip(family, keep, strict=True) if found and not ok}
+    note = f"not significant after Holm's correction over {len(family)} comparisons"
+    out = []
+    for g in gates:
+        if g.outcome == "failed" and (g.name, "regressed") in lost:
+            g = g.model_copy(update={"outcome": "insufficient", "message": f"{note}: {g.message}"})
+        elif g.outcome == "passed" and (g.name, "improved") in lost:
+            g = g.model_copy(update={"outcome": "failed", "message": f"{note}: the improvement is not shown"})
+        out.append(g)
+    return out
 
 
 def exit_code_of_pytest(code: int) -> int:

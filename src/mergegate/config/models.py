@@ -116,8 +116,12 @@ class StatsOptions(_Strict):
     power: float = Field(default=0.8, gt=0, lt=1, description="Power of the detectable-effect figures.")
     insufficient_evidence: Literal["pass", "block"] = Field(
         default="pass",
-        description="A gate whose interval straddles its threshold: pass (reported, banner says the suite is too small) or block.")
-    holm: bool = Field(default=False, description="Holm-correct the gates that found a regression or improvement, as one family.")
+        description="A gate with no interval at all (fewer than two paired cases, one cluster): pass (reported) or block.")
+    underpowered: Literal["warn", "block"] = Field(
+        default="warn",
+        description="A gate whose suite cannot catch a change of twice its threshold with 80% power: warn (banner, with the cases "
+                    "needed) or block (NO-GO until the suite is big enough).")
+    holm: bool = Field(default=False, description="Holm-correct every regressed()/improved() conclusion of the run, as one family.")
 
 
 class ContaminationOptions(_Strict):

@@ -203,8 +203,10 @@ class GateResult(_Model):
     name: str
     outcome: GateOutcome = Field(
         description="advisory: the gate read metrics of an uncalibrated judge configured as advisory; it does not block. "
-                    "insufficient: the interval straddles the gate's threshold (blocks only with stats.insufficient_evidence: block).")
+                    "insufficient: no interval at all (blocks only with stats.insufficient_evidence: block).")
     message: str = ""
+    underpowered: Optional[str] = Field(default=None, description="Set when a comparison of this gate cannot catch a change of "
+                                        "twice its threshold with 80% power: why, and the cases needed.")
 
 
 class ModelMeta(_Model):

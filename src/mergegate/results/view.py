@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from ..errors import MergegateError
+from ..stats.decision import Decision, guardrail, target
 from .aggregate import summarize
 from .models import BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
 
@@ -41,7 +42,7 @@ class UncalibratedJudge(AssertionError):
 
 
 class InsufficientEvidence(AssertionError):
-    """A gate's interval straddles its threshold: the suite is too small to tell (the plugin records 'insufficient')."""
+    """A comparison has no interval at all (fewer than two paired cases, one cluster): the plugin records 'insufficient'."""
 
     def __init__(self, message: str, p_value: Optional[float] = None):
         super().__init__(message)
@@ -49,37 +50,44 @@ class InsufficientEvidence(AssertionError):
 
 
 class Finding:
-    """What ``regressed()`` / ``improved()`` found: true or false, with the numbers a failing gate prints."""
+    """What ``regressed()`` / ``improved()`` found: true or false, the rule that decided, its power at this n, and why.
 
-    def __init__(self, found: bool, what: str, comparison: Comparison, by: float, p_value: Optional[float]):
+    ``decision`` (a :class:`mergegate.stats.Decision`) holds the numbers:
+    estimate, interval, one-sided p, the smallest change the rule detects
+    with 80% power, whether the suite is underpowered and the cases needed.
+    """
+
+    def __init__(self, found: bool, what: str, comparison: Comparison, by: float, p_value: Optional[float],
+                 decision: Optional[Decision] = None):
         self.found = found
         self.what = what
         self.comparison = comparison
         self.by = by
-        self.p_value = p_value  # one-sided, of the side of the threshold concluded: for the Holm correction
+        self.p_value = p_value  # one-sided, against the direction the rule looks in: for the Holm correction
+        self.decision = decision
+
+    @property
+    def underpowered(self) -> bool:
+        """Return True when this suite is too small to catch a change of twice the threshold with 80% power."""
+        return bool(self.decision and self.decision.underpowered)
+
+    @property
+    def reason(self) -> str:
+        """Return the rule's finding in one sentence (estimate, interval, n, power)."""
+        return self.decision.reason if self.decision else repr(self)
 
     def __bool__(self) -> bool:
         return self.found
 
     def __repr__(self) -> str:
+        if self.decision is not None:
+            return self.decision.reason
         verb = self.what if self.found else f"not {self.what}"
         return f"<{verb} by {self.by}: {self.comparison}>"
 
 
 def _no_guard() -> None:
     return None
-
-
-def _one_sided_p(c: Comparison, threshold: float, below: bool) -> Optional[float]:
-    """Return the one-sided p-value of 'the true delta is beyond ``threshold``' (normal approximation from the interval)."""
-    from scipy.stats import norm
-
-    p = c.paired
-    if p is None or p.ci_high <= p.ci_low:
-        return None
-    se = (p.ci_high - p.ci_low) / (2 * norm.ppf(1 - (1 - p.level) / 2))
-    z = (p.estimate - threshold) / se
-    return float(norm.cdf(z) if below else norm.sf(z))
 
 
 class GroupView:
@@ -110,34 +118,38 @@ class GroupView:
     def _decide(self, metric: str, by: float, what: str) -> Finding:
         c = self.metric(metric)
         p = c.paired
-        threshold = -by if what == "regressed" else by
         if p is None:
-            raise InsufficientEvidence(f"{self.name}: {metric}: fewer than two paired cases, nothing to compare ({c})")
-        below, above = p.ci_high < threshold, p.ci_low >= threshold
-        if not (below or above):
-            need = (f"; {p.cases_needed} cases would detect a change of {p.min_effect:g}" if p.cases_needed else "")
-            small = f"; with {p.n} cases this suite cannot detect a change smaller than {p.mde:.3f}" if p.mde and p.mde < 1 else ""
-            raise InsufficientEvidence(f"insufficient evidence: {self.name}: {c}; the interval straddles {threshold:+g}{small}{need}")
-        found = below if what == "regressed" else above
-        p_value = _one_sided_p(c, threshold, below=below)  # of the conclusion drawn, for the Holm correction
-        finding = Finding(found, what, c, by, p_value)
+            if what == "improved":  # the burden of proof is on the candidate: no interval, no improvement
+                finding = Finding(False, what, c, by, None)
+                self._on_finding(finding)
+                return finding
+            raise InsufficientEvidence(f"insufficient evidence: {self.name}: {metric}: no interval (fewer than two paired cases, "
+                                       f"or one cluster) ({c})")
+        rule = guardrail if what == "regressed" else target
+        d = rule(p.estimate, p.ci_low, p.ci_high, p.n, p.level, p.p_value, by, name=f"{self.name}: {metric}: ")
+        finding = Finding(d.found, what, c, by, d.p_value, decision=d)
         self._on_finding(finding)
         return finding
 
     def regressed(self, metric: str = "pass_rate", by: float = 0.05) -> Finding:
-        """Return whether the candidate is worse than the baseline by more than ``by`` on ``metric``, beyond noise.
+        """Return whether the candidate is worse than the baseline by more than ``by`` on ``metric`` (the guardrail rule).
 
-        True when the whole interval lies below −by, false when it lies at or
-        above; raises :class:`InsufficientEvidence` when it straddles −by.
-        Use as ``assert not suite.regressed("pass_rate", by=0.05)``.
+        True when the candidate is significantly worse (the whole 95% interval
+        of the paired delta below zero) and the measured drop exceeds ``by``.
+        The finding says whether the suite could catch a drop of ``2 * by``
+        with 80% power (``.underpowered``). Raises :class:`InsufficientEvidence`
+        only when there is no interval at all. Use as
+        ``assert not suite.regressed("pass_rate", by=0.05)``.
         """
         return self._decide(metric, by, "regressed")
 
     def improved(self, metric: str = "pass_rate", by: float = 0.0) -> Finding:
-        """Return whether the candidate beats the baseline by at least ``by`` on ``metric``, beyond noise.
+        """Return whether the candidate beats the baseline by at least ``by`` on ``metric`` (the target rule).
 
-        True when the whole interval lies at or above ``by``, false when it lies
-        below; raises :class:`InsufficientEvidence` when it straddles ``by``.
+        True when the candidate is significantly better (the whole 95% interval
+        above zero) and the measured gain is at least ``by``; false otherwise,
+        including when the suite cannot tell. Use as
+        ``assert suite.improved("pass_rate", by=0.05)``.
         """
         return self._decide(metric, by, "improved")
 

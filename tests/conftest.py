@@ -119,7 +119,7 @@ def llama(tmp_path_factory) -> LlamaServer:
     model_path = resolve_model_path(MODEL, Path.cwd())
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", SERVED,
+    cmd = [sys.executable, "-m", "mergegate.serving.llama_server", "--model", model_path, "--model_alias", SERVED,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     server = ManagedServer("test-llama", cmd, f"http://127.0.0.1:{port}/v1/models", log)
     server.start(timeout_s=300)

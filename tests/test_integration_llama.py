@@ -124,3 +124,28 @@ def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
     run = json.loads((tmp_path / "results" / "results.json").read_text())
     assert run["verdict"] == "INCOMPLETE" and run["exit_code"] == 2
     assert run["generation"]["errors"] > 0
+
+
+def test_identical_configurations_give_identical_answers(tmp_path, llama):
+    # A/A on the embedded engine: the candidate configured exactly as the baseline, the shipped suites' prompts, cache off.
+    # Identical requests arrive back to back; llama-cpp-python used to reuse the previous request's prompt prefix and
+    # evaluate the rest in another batch split, and near-ties flipped (8 of 40 answers differed). mergegate's launcher
+    # evaluates every request from an empty context.
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    prompts = [c["prompt"] for f in sorted((repo / "eval_suites").glob("*.yaml")) if not f.name.endswith(".calibration.yaml")
+               for c in yaml.safe_load(f.read_text())["cases"] if "prompt" in c][:40]
+    assert len(prompts) == 40
+    suite = {"name": "aa", "cases": [{"id": f"c{i}", "prompt": p, "checks": [{"type": "max_chars", "value": 100000}]}
+                                     for i, p in enumerate(prompts)]}
+    (tmp_path / "aa.yaml").write_text(json.dumps(suite))
+    cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite", extra="")
+    cfg = cfg.replace('    system_prompt: "', '    # system_prompt: "')  # the baseline = the candidate
+    cfg = cfg.replace("cache: {path:", "cache: {enabled: false, path:")
+    (tmp_path / "mergegate.yaml").write_text(cfg)
+    ev = Evaluation(load_config(root=tmp_path), [load_suite(tmp_path / "aa.yaml")], progress=False)
+    cases = ev.run()
+    assert ev.stats.errors == 0 and ev.stats.requests_sent == 80
+    differ = [c.id for c in cases if c.candidate.generation.text != c.baseline.generation.text]
+    assert differ == [], f"{len(differ)} of 40 answers differ between identical configurations: {differ}"

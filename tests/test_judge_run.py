@@ -180,6 +180,6 @@ def test_bundled_model_as_judge_on_the_demo_suites(tmp_path, llama, demo_cache):
     md = (root / "results" / "report.md").read_text()
     for text in ("### Judge", "win / loss / tie", "length-controlled", "consistent orders", "Rubric scores", "Cohen's κ",
                  "Fleiss' κ", "estimated cost",
-                 # issue 5's figures on the same demo report: intervals, insufficient evidence, detectable effect
-                 "95% CI of Δ (paired)", "**Insufficient evidence**", "with 6 cases this suite cannot detect a change smaller than"):
+                 # issue 5 and 12 figures on the same demo report: intervals, an underpowered suite, detectable effect
+                 "95% CI of Δ (paired)", "**Underpowered**", "with 6 cases this suite cannot detect a change smaller than"):
         assert text in md, text

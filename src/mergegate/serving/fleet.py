@@ -60,7 +60,7 @@ class ServerFleet:
                         raise ServerError(f"{role}: external endpoint {base} does not answer GET /models")
                     key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else "EMPTY"
                     self.endpoints[role] = Endpoint(role, base, served_model(spec, role), spec.engine, key or "EMPTY",
-                                                    identity(spec, role, spec.model), spec.system_prompt, {})
+                                                    identity(spec, role, spec.model), spec.system_prompt, request_extras(spec))
                     continue
                 path = resolve_model_path(spec.model, self.loaded.root)
                 skey = server_key(spec, role, path)
@@ -75,7 +75,7 @@ class ServerFleet:
                 ready_port = urllib.parse.urlparse(server.ready_url).port
                 self.endpoints[role] = Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine,
                                                 "EMPTY", identity(spec, role, path), spec.system_prompt,
-                                                request_extras(spec.engine), server)
+                                                request_extras(spec), server)
         except BaseException:
             self.stop()
             raise

@@ -45,6 +45,10 @@ class FaultServer:
                     body, status, headers = json.dumps(_completion()).encode(), 200, {}
                 elif action == "malformed":
                     body, status, headers = b"{not json", 200, {}
+                elif action == "null":
+                    done = _completion()
+                    done["choices"][0]["message"]["content"] = None
+                    body, status, headers = json.dumps(done).encode(), 200, {}
                 elif action == "429":
                     body, status, headers = b'{"error": {"message": "slow down"}}', 429, {"retry-after": "0.2"}
                 else:
@@ -138,3 +142,16 @@ def test_errors_are_not_cached(fault_server, tmp_path):
 
 def test_tolerance_allows_some_errors_but_never_hides_them():
     assert decide(Evidence(cases=[], request_errors=1), Policy(error_tolerance=1)).outcome == "INCOMPLETE"  # no case evaluated at all
+
+
+@pytest.mark.parametrize("fault_server", [["null"] * 4], indirect=True)
+def test_a_null_answer_is_a_failed_request_never_a_cached_success(fault_server, tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    out, stats = generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)
+    resp = out[("candidate", "s", "c0")]
+    assert resp.error and resp.error.startswith("empty answer: content is None") and stats.errors == 1
+    assert stats.requests_sent == OPTS.max_retries + 1 and len(cache) == 0
+    assert decide(Evidence(cases=[], request_errors=stats.errors), Policy()).outcome == "INCOMPLETE"
+    out, stats = generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)  # the server is healthy again
+    assert out[("candidate", "s", "c0")].text == "ok" and stats.errors == 0 and len(cache) == 1
+    cache.close()

@@ -69,6 +69,8 @@ def test_a_small_suite_is_flagged_underpowered_which_warns_by_default(project):
     assert "with 6 cases this suite cannot" in md and "95% CI of Δ" in md
     pr = run["suites"][0]["pass_rate"]["paired"]
     assert pr["n"] == 6 and pr["method"].startswith("Agresti-Min") and pr["cases_needed"] > 6
+    timings = run["meta"]["timings"]  # every phase's wall time is recorded
+    assert {"serve", "generate", "score", "assemble", "gates"} <= set(timings) and all(v >= 0 for v in timings.values())
 
 
 def test_an_underpowered_suite_blocks_when_configured(project):

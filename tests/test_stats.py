@@ -201,7 +201,7 @@ def test_stratified_estimate_weights_strata_by_their_share_of_the_suite():
     r = paired_delta(c, np.zeros(6), binary=False, strata=["a"] * 4 + ["b"] * 2, population={"a": 10, "b": 30})
     assert r.estimate == pytest.approx(0.25 * d_a.mean() + 0.75 * d_b.mean())
     se = math.sqrt(0.25**2 * d_a.var(ddof=1) / 4 + 0.75**2 * d_b.var(ddof=1) / 2)
-    assert r.ci_high - r.ci_low == pytest.approx(2 * 1.959964 * se, rel=1e-5)
+    assert r.ci_high - r.ci_low == pytest.approx(2 * st.t.ppf(0.975, 5) * se, rel=1e-5)
 
 
 def test_the_guardrail_blocks_only_a_significant_drop_beyond_the_tolerance():

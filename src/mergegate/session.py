@@ -10,6 +10,7 @@ evaluation's own data: gates get a copy, so what a gate does to its
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class MergegateSession:
         self.written: dict[str, Path] = {}
         self._advisory_read = False  # the running gate read a metric of an uncalibrated, advisory judge
         self._findings: list[Finding] = []  # what regressed()/improved() concluded in the running gate
+        self._evaluated_at: Optional[float] = None
         self.gate_findings: dict[str, list[Finding]] = {}
 
     # -- configuration and suites -------------------------------------------------
@@ -169,6 +171,7 @@ class MergegateSession:
             self.failures.append(str(exc))
             return
         self._by_id = {(c.suite, c.id): c for c in self.evaluation.cases}
+        self._evaluated_at = time.perf_counter()
 
     @staticmethod
     def wants_results(item: Any) -> bool:
@@ -250,7 +253,11 @@ class MergegateSession:
                 return 2
         findings = {name: [(f.what, f.found, f.p_value) for f in fs] for name, fs in self.gate_findings.items()}
         gates = apply_holm(list(self.gate_reports.values()), findings, self.evaluation.policy)
-        self.run = self.evaluation.finish(gates, failures)
+        timings = {}
+        if self._evaluated_at is not None:  # the pytest session after the evaluation: case tests and gates (assembly apart)
+            spent = time.perf_counter() - self._evaluated_at - self.evaluation.timings.get("assemble", 0.0)
+            timings["gates"] = round(max(spent, 0.0), 3)
+        self.run = self.evaluation.finish(gates, failures, timings)
         out = Path(self.options.output_dir) if self.options.output_dir else self.loaded.resolve(self.loaded.config.output_dir)
         history = None
         if self.options.history is not None and self.options.history.exists():

@@ -128,15 +128,32 @@ async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: Generatio
             continue
         try:
             return _response(completion, (time.perf_counter() - started) * 1000.0, attempt + 1)
+        except EmptyAnswer as exc:  # retried like a malformed body, then a failed request counted against error_tolerance
+            last_error = str(exc)
         except (AttributeError, IndexError, TypeError) as exc:
             last_error = f"malformed response: {exc}"
     return Response(attempts=opts.max_retries + 1, error=last_error or "failed")
 
 
+class EmptyAnswer(ValueError):
+    """The completion carried neither text nor a tool call: a failed request, never an answer (and never cached)."""
+
+
 def _response(completion: Any, latency_ms: float, attempts: int) -> Response:
-    """Return the :class:`Response` in an API completion; AttributeError/IndexError/TypeError when it is malformed."""
+    """Return the :class:`Response` in an API completion.
+
+    Raises AttributeError/IndexError/TypeError when it is malformed, and
+    :class:`EmptyAnswer` when ``content`` is null or empty with no tool call
+    (a broken server, or a reasoning model that spent its tokens before
+    answering): scored as an empty answer it could pass score-only checks and
+    would be cached as a success.
+    """
     choice = completion.choices[0]
     calls = [{"name": tc.function.name, "arguments": tc.function.arguments} for tc in (choice.message.tool_calls or [])]
+    if not choice.message.content and not calls:
+        reasoning = " (the reasoning used the tokens)" if getattr(choice.message, "reasoning_content", None) else ""
+        raise EmptyAnswer(f"empty answer: content is {choice.message.content!r}, no tool call, finish_reason "
+                          f"{choice.finish_reason!r}{reasoning}")
     usage = completion.usage
     return Response(text=choice.message.content or "", finish_reason=choice.finish_reason, tool_calls=calls or None,
                     prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),

@@ -8,6 +8,7 @@ benchmarks can drive it directly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Optional
@@ -54,6 +55,7 @@ class Evaluation:
         self.contamination: Optional[ContaminationSummary] = None
         self.benchmarks: list[BenchmarkResult] = []
         self._assembled: Optional[RunResults] = None
+        self.timings: dict[str, float] = {}  # wall seconds per phase, recorded in results.json
 
     def selected_cases(self) -> Iterable[tuple[LoadedSuite, Case]]:
         """Yield ``(suite, case)`` for every case this run evaluates."""
@@ -77,21 +79,26 @@ class Evaluation:
         self.check_contamination()
         responses: dict[ResponseKey, Response] = {}
         fleet = None
+        clock = time.perf_counter()
         try:
             if endpoints is None:
                 fleet = ServerFleet(self.loaded, self.log_dir)
                 endpoints = fleet.start(list(cfg.serving_roles()) if judged else list(ROLES))
             self.meta.models = model_meta(self.loaded, endpoints)
             cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
+            clock = self._lap("serve", clock)
             try:
                 self._generate(selected, endpoints, cache, responses)
+                clock = self._lap("generate", clock)
                 if calibration is not None:
                     self.judge_phase = judge_outputs(self.loaded, selected, endpoints, responses, cache, calibration, self.progress)
                     self.failures += self.judge_phase.failures
+                    clock = self._lap("judge", clock)
                 if cfg.benchmarks is not None and (self.meta.shard is None or self.meta.shard.index == 1):
                     # sharded runs: shard 1 runs them once
                     self.benchmarks, failed = run_benchmark_phase(self.loaded, endpoints, self.output_dir, self.log_dir)
                     self.failures += failed
+                    clock = self._lap("benchmarks", clock)
             finally:
                 if cache is not None:
                     cache.close()
@@ -103,10 +110,18 @@ class Evaluation:
         finally:
             if fleet is not None:
                 fleet.stop()
+        clock = time.perf_counter()
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
         self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated)
+        self._lap("score", clock)
         self._assembled = None
         return self.cases
+
+    def _lap(self, phase: str, since: float) -> float:
+        """Record the wall time of ``phase`` (begun at ``since``); return now."""
+        now = time.perf_counter()
+        self.timings[phase] = round(self.timings.get(phase, 0.0) + now - since, 3)
+        return now
 
     def _generate(self, selected: list[tuple[LoadedSuite, Case]], endpoints: dict[str, Endpoint], cache: Optional[ResponseCache],
                   responses: dict[ResponseKey, Response]) -> None:
@@ -157,10 +172,12 @@ class Evaluation:
     def results(self) -> RunResults:
         """Return the run's results with every summary computed (once), the verdict still open (INCOMPLETE)."""
         if self._assembled is None:
+            clock = time.perf_counter()
             produced = Produced(cases=self.cases, counted=self.counted_cases(), stats=self.stats,
                                 judge=self.judge_phase.summary if self.judge_phase else None, contamination=self.contamination,
                                 benchmarks=self.benchmarks)
             self._assembled = assemble(self.loaded, self.suites, self.meta, produced)
+            self._lap("assemble", clock)
         return self._assembled
 
     def verdict(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> Verdict:
@@ -170,9 +187,10 @@ class Evaluation:
                                contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
                                shard=self.meta.shard, cases_evaluated=len(self.cases)), self.policy)
 
-    def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> RunResults:
-        """Return the complete :class:`RunResults` with the verdict decided."""
+    def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = (), timings: Optional[dict[str, float]] = None) -> RunResults:
+        """Return the complete :class:`RunResults` with the verdict decided (``timings``: further phases the caller measured)."""
         v = self.verdict(gates, failures)
         run = self.results()
+        meta = run.meta.model_copy(update={"finished_at": now(), "timings": {**self.timings, **(timings or {})}})
         return run.model_copy(update={"verdict": v.outcome, "exit_code": v.exit_code, "reasons": list(v.reasons), "gates": list(gates),
-                                      "meta": run.meta.model_copy(update={"finished_at": now()})})
+                                      "meta": meta})

@@ -285,6 +285,8 @@ class RunMeta(_Model):
     merged_from: list[str] = Field(default_factory=list, description="The shard results files a merged run was made from.")
     sample: Optional[SampleMeta] = Field(default=None, description="Set when the run evaluated a --sample of the cases.")
     stats: dict[str, Any] = Field(default_factory=dict, description="The config's stats options the intervals were computed with.")
+    timings: dict[str, float] = Field(default_factory=dict, description="Wall seconds per phase: serve, generate, judge, benchmarks, "
+                                      "score, assemble (summaries and intervals), gates (the pytest session after the evaluation).")
 
 
 class GenerationSummary(_Model):

@@ -53,21 +53,19 @@ def test_no_function_is_too_complex_and_no_module_too_long():
     assert not long_, f"modules over {MAX_MODULE_LINES} lines: {long_}"
 
 
-def test_the_cli_imports_nothing_heavy():
-    # `mergegate --help` and `mergegate comment` must start fast: no scorer, no numpy stack, no model client at import.
-    # Checked by what is imported (not by a clock): a timing assertion would depend on the machine's load.
-    code = ("import sys, mergegate.cli; "
-            "heavy = [m for m in ('rouge_score', 'nltk', 'sacrebleu', 'sklearn', 'scipy', 'statsmodels', 'openai', 'numpy', "
-            "'pydantic', 'jinja2', 'httpx') if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+HEAVY = ("rouge_score", "nltk", "sacrebleu", "sklearn", "scipy", "statsmodels", "openai")
 
 
-def test_the_comment_command_imports_no_scorer():
-    code = ("import sys; from mergegate.results import RunResults; from mergegate.report import render_markdown; "
-            "import mergegate.github; "
-            "print([m for m in ('rouge_score', 'nltk', 'sacrebleu', 'sklearn', 'scipy', 'statsmodels', 'openai') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize(("code", "also_heavy"), [
+    # `mergegate --help`: not even pydantic, numpy, jinja2 or httpx
+    ("import mergegate.cli", ("numpy", "pydantic", "jinja2", "httpx")),
+    # `mergegate comment`: results, report and the GitHub client, no scorer and no model client
+    ("from mergegate.results import RunResults; from mergegate.report import render_markdown; import mergegate.github", ()),
+], ids=["cli", "comment"])
+def test_light_commands_import_nothing_heavy(code, also_heavy):
+    # checked by what is imported, not by a clock: a timing assertion would depend on the machine's load
+    probe = f"import sys; {code}; print([m for m in {HEAVY + also_heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
 

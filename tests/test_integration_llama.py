@@ -149,3 +149,19 @@ def test_identical_configurations_give_identical_answers(tmp_path, llama):
     assert ev.stats.errors == 0 and ev.stats.requests_sent == 80
     differ = [c.id for c in cases if c.candidate.generation.text != c.baseline.generation.text]
     assert differ == [], f"{len(differ)} of 40 answers differ between identical configurations: {differ}"
+
+
+def test_an_aa_run_serves_the_baseline_on_both_sides_and_reports_the_noise_floor(tmp_path, llama):
+    from mergegate.report import render_markdown
+
+    ev = _evaluation(tmp_path, llama)
+    aa = Evaluation(ev.loaded, ev.suites, progress=False, aa=True)
+    assert aa.loaded.config.models["candidate"] == aa.loaded.config.models["baseline"]  # the candidate's own config is not used
+    cases = aa.run()
+    floor = aa.noise_floor()
+    assert floor is not None and floor.cases == 3 and floor.differing == 0 and floor.share == 0.0
+    assert all(c.candidate.generation.text == c.baseline.generation.text for c in cases)
+    run = aa.finish([])
+    assert run.meta.aa == floor and any(r.startswith("A/A run (--aa): 0 of 3 case(s)") for r in run.reasons)
+    assert "**A/A run**" in render_markdown(run)
+    assert ev.noise_floor() is None  # an ordinary run has none

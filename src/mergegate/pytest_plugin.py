@@ -32,6 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mergegate-merge", action="append", default=None, metavar="RESULTS_JSON",
                     help="take case results from these shard results.json files instead of the models (repeatable)")
     group.addoption("--mergegate-history", default=None, metavar="JSONL", help="the main line's history, for the report's trend")
+    group.addoption("--mergegate-aa", action="store_true", help="A/A run: the baseline's config on both sides (the noise floor)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
                              progress=not config.getoption("--mergegate-no-progress"), command=tuple(sys.argv), shard=shard_meta,
                              sample=config.getoption("--mergegate-sample"),
                              merge_from=tuple(Path(p) for p in config.getoption("--mergegate-merge") or ()),
-                             history=Path(history) if history else None)
+                             history=Path(history) if history else None, aa=config.getoption("--mergegate-aa"))
     config.stash[_KEY] = MergegateSession(options, Path(str(config.rootpath)))
 
 

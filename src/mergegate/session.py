@@ -44,6 +44,8 @@ class RunOptions:
     sample: Optional[int] = None
     merge_from: tuple[Path, ...] = ()
     history: Optional[Path] = None
+    aa: bool = False
+    """An A/A run: the baseline's config serves both sides (the noise floor of the engine)."""
     loaded: Optional[LoadedConfig] = field(default=None, compare=False)
     suites: tuple[LoadedSuite, ...] = field(default=(), compare=False)
 
@@ -165,7 +167,7 @@ class MergegateSession:
                 self.evaluation = Evaluation.from_shards(self.loaded, suites, list(self.options.merge_from), selection, command=command)
             else:
                 self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.options.progress, command=command,
-                                             shard=self.shard, sample=self.sample_meta)
+                                             shard=self.shard, sample=self.sample_meta, aa=self.options.aa)
                 self.evaluation.run()
         except MergegateError as exc:
             self.failures.append(str(exc))

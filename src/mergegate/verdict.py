@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from .config import Config
-    from .results.models import CaseResult, GateResult, ShardMeta, VerdictName
+    from .results.models import CaseResult, GateResult, NoiseFloor, ShardMeta, VerdictName
 
 __all__ = ["EXIT_CODES", "Verdict", "Policy", "Evidence", "decide", "apply_holm", "exit_code_of_pytest"]
 
@@ -71,6 +71,8 @@ class Evidence:
     shard: Optional[ShardMeta] = None
     cases_evaluated: int = field(default=-1)
     """All cases evaluated, counted or not (-1: same as ``len(cases)``)."""
+    noise_floor: Optional[NoiseFloor] = None
+    """On an A/A run: how many cases got two different answers from the same config."""
 
 
 def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
@@ -89,10 +91,13 @@ def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
                                    "the verdict is decided by mergegate merge",))
     excluded = ([f"{ev.contaminated} contaminated case(s) left out of metrics and gates"]
                 if ev.contaminated and policy.on_contaminated == "exclude" else [])
+    nf = ev.noise_floor
+    noise = ([f"A/A run (--aa): {nf.differing} of {nf.cases} case(s) got two different answers from the same config "
+              f"({nf.share:.1%}), {nf.passed_differently} pass on one side only: the noise floor of this engine"] if nf else [])
     no_go = _blocking(ev, policy)
     if no_go:
-        return Verdict("NO-GO", tuple(no_go + excluded))
-    return Verdict("GO", tuple(_passing(ev) + excluded))
+        return Verdict("NO-GO", tuple(no_go + excluded + noise))
+    return Verdict("GO", tuple(_passing(ev) + excluded + noise))
 
 
 def _evaluated(ev: Evidence) -> int:

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--history", default=None, metavar="JSONL", help="main-line history file, for the report's trend")
     run.add_argument("--sample", type=int, default=None, metavar="N",
                      help="a seeded, category-stratified sample of N cases (cheap PR runs; intervals account for it)")
+    run.add_argument("--aa", action="store_true",
+                     help="A/A run: serve the baseline's config on both sides; the answers that differ are the engine's noise floor")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
     run.set_defaults(fn=cmd_run)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None, sample: Optional[int] = None,
-                    merge_from: Sequence[Path] = ()) -> int:
+                    merge_from: Sequence[Path] = (), aa: bool = False) -> int:
     """Validate inputs, then run the pytest session over suites and gates; return the verdict's exit code."""
     import pytest
 
@@ -38,7 +38,7 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
         argv += ["-k", args.k]
     argv += list(args.pytest_args)
     options = RunOptions(config_path=str(loaded.path) if loaded.path else None, output_dir=str(out) if args.output else None,
-                         command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from),
+                         command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from), aa=aa,
                          history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites))
     code = int(pytest.main(argv, plugins=[options]))
     report = out / "report.md"
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None  # a malformed --shard is a one-line error before anything starts
     if args.sample is not None and args.sample < 1:
         raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
-    return _pytest_session(args, shard=shard, sample=args.sample)
+    return _pytest_session(args, shard=shard, sample=args.sample, aa=args.aa)
 
 
 def shard_files(paths: Sequence[str]) -> list[Path]:

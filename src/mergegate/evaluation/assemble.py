@@ -24,6 +24,7 @@ from ..results import (
     summarize,
 )
 from ..results.aggregate import population
+from ..results.models import NoiseFloor
 from ..suites import LoadedSuite
 from .provenance import now, relative
 
@@ -40,6 +41,7 @@ class Produced:
     judge: Optional[JudgeSummary] = None
     contamination: Optional[ContaminationSummary] = None
     benchmarks: Optional[list[BenchmarkResult]] = None
+    noise_floor: Optional[NoiseFloor] = None
 
 
 def assemble(loaded: LoadedConfig, suites: list[LoadedSuite], meta: RunMeta, produced: Produced) -> RunResults:
@@ -60,7 +62,7 @@ def assemble(loaded: LoadedConfig, suites: list[LoadedSuite], meta: RunMeta, pro
     meta = meta.model_copy(update={
         "suites": [SuiteMeta(name=ls.name, version=ls.suite.version, file=relative(ls.path, loaded.root), sha256=ls.sha256,
                              cases=sum(1 for c in produced.cases if c.suite == ls.name)) for ls in suites],
-        "finished_at": now()})
+        "finished_at": now(), "aa": produced.noise_floor})
     s = produced.stats
     cats = sorted({c.category for c in counted})
     return RunResults(verdict="INCOMPLETE", exit_code=2, meta=meta,

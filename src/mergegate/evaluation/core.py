@@ -8,6 +8,7 @@ benchmarks can drive it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..contamination import case_texts, find_overlaps, iter_training_texts, reso
 from ..errors import IncompleteError
 from ..judge import JudgePhase
 from ..results import ROLES, BenchmarkResult, CaseResult, ContaminationSummary, GateResult, RunResults, SampleMeta, ShardMeta
+from ..results.models import NoiseFloor
 from ..serving import Endpoint, ServerFleet
 from ..suites import Case, LoadedSuite
 from ..verdict import Evidence, Policy, Verdict, decide
@@ -38,7 +40,12 @@ class Evaluation:
 
     def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
                  *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None,
-                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None):
+                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None, aa: bool = False):
+        if aa:  # the baseline against itself: the candidate role is served exactly as the baseline
+            models = loaded.config.models
+            loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(
+                update={"models": {**models, "candidate": models["baseline"]}}))
+        self.aa = aa
         self.loaded = loaded
         self.suites = suites
         self.selection = selection
@@ -173,19 +180,29 @@ class Evaluation:
         """Return the run's results with every summary computed (once), the verdict still open (INCOMPLETE)."""
         if self._assembled is None:
             clock = time.perf_counter()
-            produced = Produced(cases=self.cases, counted=self.counted_cases(), stats=self.stats,
+            produced = Produced(cases=self.cases, counted=self.counted_cases(), stats=self.stats, noise_floor=self.noise_floor(),
                                 judge=self.judge_phase.summary if self.judge_phase else None, contamination=self.contamination,
                                 benchmarks=self.benchmarks)
             self._assembled = assemble(self.loaded, self.suites, self.meta, produced)
             self._lap("assemble", clock)
         return self._assembled
 
+    def noise_floor(self) -> Optional[NoiseFloor]:
+        """Return, on an A/A run, how many cases got two different answers (None otherwise)."""
+        if not self.aa:
+            return None
+        differ = sum(c.candidate.generation.text != c.baseline.generation.text
+                     or c.candidate.generation.tool_calls != c.baseline.generation.tool_calls for c in self.cases)
+        flips = sum(c.candidate.passed != c.baseline.passed for c in self.cases)
+        n = len(self.cases)
+        return NoiseFloor(cases=n, differing=differ, share=differ / n if n else 0.0, passed_differently=flips)
+
     def verdict(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> Verdict:
         """Return the verdict of this run with ``gates`` (and further ``failures`` the caller saw)."""
         return decide(Evidence(cases=self.counted_cases(), gates=gates, failures=self.failures + list(failures),
                                request_errors=self.stats.errors,
                                contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
-                               shard=self.meta.shard, cases_evaluated=len(self.cases)), self.policy)
+                               shard=self.meta.shard, cases_evaluated=len(self.cases), noise_floor=self.noise_floor()), self.policy)
 
     def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = (), timings: Optional[dict[str, float]] = None) -> RunResults:
         """Return the complete :class:`RunResults` with the verdict decided (``timings``: further phases the caller measured)."""

@@ -15,7 +15,8 @@ from .phases import BenchmarkResult, CalibrationSummary, ContaminatedCase, Conta
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "ROLES", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
            "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults",
-           "VerdictName", "CiMeta", "ShardMeta", "Role", "GateOutcome", "ContaminatedCase", "ContaminationSummary", "BenchmarkResult",
+           "VerdictName", "CiMeta", "ShardMeta",
+           "NoiseFloor", "Role", "GateOutcome", "ContaminatedCase", "ContaminationSummary", "BenchmarkResult",
            "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary", "PairedDelta", "SampleMeta"]
 
 RESULTS_SCHEMA_VERSION: Final = 1
@@ -257,6 +258,15 @@ class SampleMeta(_Model):
     population: dict[str, dict[str, int]] = Field(description="Selected cases per suite and category before sampling.")
 
 
+class NoiseFloor(_Model):
+    """An A/A run (``mergegate run --aa``): the baseline against itself. What differs is the engine's own nondeterminism."""
+
+    cases: int
+    differing: int = Field(description="Cases whose two answers differ (text or tool calls).")
+    share: float = Field(description="differing / cases: the noise floor of answers on this engine and config.")
+    passed_differently: int = Field(description="Cases that pass on one side only.")
+
+
 class ShardMeta(_Model):
     """Which slice of the cases a run evaluated (``--shard index/total``, 1-based)."""
 
@@ -284,6 +294,7 @@ class RunMeta(_Model):
     shard: Optional[ShardMeta] = Field(default=None, description="Set on a shard's results; None on full and merged runs.")
     merged_from: list[str] = Field(default_factory=list, description="The shard results files a merged run was made from.")
     sample: Optional[SampleMeta] = Field(default=None, description="Set when the run evaluated a --sample of the cases.")
+    aa: Optional[NoiseFloor] = Field(default=None, description="Set on an A/A run (--aa): the baseline evaluated against itself.")
     stats: dict[str, Any] = Field(default_factory=dict, description="The config's stats options the intervals were computed with.")
     timings: dict[str, float] = Field(default_factory=dict, description="Wall seconds per phase: serve, generate, judge, benchmarks, "
                                       "score, assemble (summaries and intervals), gates (the pytest session after the evaluation).")

@@ -86,45 +86,42 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f} pt"
 
 
+def _decide(rule: Literal["guardrail", "target"], estimate: float, ci_low: float, ci_high: float, n: int, level: float,
+            p_value: Optional[float], by: float, name: str) -> Decision:
+    """Apply ``rule``; the two rules differ only in direction and wording."""
+    z = _z(level)
+    se = (ci_high - ci_low) / (2 * z)
+    worse = rule == "guardrail"
+    # significant in the rule's direction; a zero-width interval never decides
+    significant = (ci_high < 0 if worse else ci_low > 0) and ci_high > ci_low
+    beyond = estimate < -by if worse else estimate >= by
+    found = significant and beyond
+    detectable, underpowered, needed = _power_figures(se, n, by, z)
+    ci = f"Δ {_pct(estimate)}, {level:.0%} CI {_pct(ci_low)} to {_pct(ci_high)}, n={n}"
+    if worse:
+        reason = (f"regressed: significantly worse and a drop beyond the {by:.0%} tolerance" if found else
+                  f"a drop beyond the {by:.0%} tolerance was measured but is not significant" if beyond else
+                  f"no regression beyond the {by:.0%} tolerance")
+    else:
+        reason = (f"improved: significantly better and a gain of at least {by:.0%}" if found else
+                  f"significantly better, but the measured gain is below {by:.0%}" if significant else
+                  "no improvement shown: the candidate is not significantly better")
+    reason = f"{name}{reason} ({ci})"
+    if underpowered:
+        change = "drops" if worse else "gains"
+        reason += (f"; underpowered: this suite catches only {change} of {detectable:.1%} or more with 80% power, "
+                   f"{needed} cases would catch {2 * by:.0%}")
+    return Decision(rule, found, by, estimate, ci_low, ci_high, n, level, _one_sided(p_value, estimate, worse=worse),
+                    detectable, underpowered, needed, reason)
+
+
 def guardrail(estimate: float, ci_low: float, ci_high: float, n: int, level: float, p_value: Optional[float], by: float,
               name: str = "") -> Decision:
     """Return whether the candidate regressed beyond ``by``: significantly worse and the measured drop beyond ``by``."""
-    z = _z(level)
-    se = (ci_high - ci_low) / (2 * z)
-    significant = ci_high < 0 and ci_high > ci_low  # a zero-width interval never decides
-    found = significant and estimate < -by
-    detectable, underpowered, needed = _power_figures(se, n, by, z)
-    ci = f"Δ {_pct(estimate)}, {level:.0%} CI {_pct(ci_low)} to {_pct(ci_high)}, n={n}"
-    if found:
-        reason = f"{name}regressed: significantly worse and a drop beyond the {by:.0%} tolerance ({ci})"
-    elif estimate < -by:
-        reason = f"{name}a drop beyond the {by:.0%} tolerance was measured but is not significant ({ci})"
-    else:
-        reason = f"{name}no regression beyond the {by:.0%} tolerance ({ci})"
-    if underpowered:
-        reason += (f"; underpowered: this suite catches only drops of {detectable:.1%} or more with 80% power, "
-                   f"{needed} cases would catch {2 * by:.0%}")
-    return Decision("guardrail", found, by, estimate, ci_low, ci_high, n, level, _one_sided(p_value, estimate, worse=True),
-                    detectable, underpowered, needed, reason)
+    return _decide("guardrail", estimate, ci_low, ci_high, n, level, p_value, by, name)
 
 
 def target(estimate: float, ci_low: float, ci_high: float, n: int, level: float, p_value: Optional[float], by: float,
            name: str = "") -> Decision:
     """Return whether the candidate improved by at least ``by``: significantly better and the measured gain at least ``by``."""
-    z = _z(level)
-    se = (ci_high - ci_low) / (2 * z)
-    significant = ci_low > 0 and ci_high > ci_low
-    found = significant and estimate >= by
-    detectable, underpowered, needed = _power_figures(se, n, by, z)
-    ci = f"Δ {_pct(estimate)}, {level:.0%} CI {_pct(ci_low)} to {_pct(ci_high)}, n={n}"
-    if found:
-        reason = f"{name}improved: significantly better and a gain of at least {by:.0%} ({ci})"
-    elif significant:
-        reason = f"{name}significantly better, but the measured gain is below {by:.0%} ({ci})"
-    else:
-        reason = f"{name}no improvement shown: the candidate is not significantly better ({ci})"
-    if underpowered:
-        reason += (f"; underpowered: this suite shows only gains of {detectable:.1%} or more with 80% power, "
-                   f"{needed} cases would show {2 * by:.0%}")
-    return Decision("target", found, by, estimate, ci_low, ci_high, n, level, _one_sided(p_value, estimate, worse=False),
-                    detectable, underpowered, needed, reason)
+    return _decide("target", estimate, ci_low, ci_high, n, level, p_value, by, name)

@@ -113,3 +113,21 @@ def test_holm_undoes_conclusions_that_do_not_survive_the_correction():
     assert out["t1"].outcome == "failed" and "Holm" in out["t1"].message and "Holm" in out["g2"].message
     unchanged = {g.name: g.outcome for g in apply_holm(gates, findings, Policy(holm=False))}
     assert unchanged == {"g1": "failed", "g2": "failed", "g3": "passed", "t1": "passed"}
+
+
+def test_a_passing_guardrail_says_when_it_measured_a_drop_it_could_not_confirm(tmp_path):
+    # a drop beyond the tolerance that is not significant passes the gate, and the gate's message says so
+    from types import SimpleNamespace
+
+    from mergegate.results import Comparison, Finding
+    from mergegate.session import MergegateSession, RunOptions
+    from mergegate.stats import guardrail
+
+    ms = MergegateSession(RunOptions(), tmp_path)
+    ms.begin_gate()
+    d = guardrail(-0.08, -0.20, 0.04, 60, 0.95, 0.2, 0.05, name="s: pass_rate: ")
+    ms._record_finding(Finding(d.found, "regressed", Comparison(name="pass_rate"), 0.05, d.p_value, decision=d))
+    ms.record(SimpleNamespace(nodeid="gates/g.py::test_g", when="call", outcome="passed", skipped=False, failed=False, longrepr=None))
+    g = ms.gate_reports["gates/g.py::test_g"]
+    assert g.outcome == "passed" and "a drop beyond the 5% tolerance was measured but is not significant" in g.message
+    assert g.underpowered and "cases would catch 10%" in g.underpowered

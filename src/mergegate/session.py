@@ -231,6 +231,8 @@ class MergegateSession:
             message = message.split("InsufficientEvidence: ", 1)[-1]
         if report.when == "call":
             self.gate_findings[name] = list(self._findings)
+            if outcome == "passed" and not message:  # a drop beyond the tolerance that was not significant is said, not hidden
+                message = "; ".join(f.reason for f in self._findings if f.beyond_threshold and not f.found)
         if self._advisory_read and outcome in ("passed", "failed", "insufficient"):
             # it read metrics of a judge that failed calibration: shown, never blocking
             message = f"uncalibrated judge, advisory only; the gate {outcome}" + (f": {message}" if message else "")

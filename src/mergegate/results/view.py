@@ -72,6 +72,14 @@ class Finding:
         return bool(self.decision and self.decision.underpowered)
 
     @property
+    def beyond_threshold(self) -> bool:
+        """Return True when the measured change is past the threshold (a drop beyond ``by``, a gain of at least ``by``)."""
+        d = self.decision
+        if d is None:
+            return False
+        return d.estimate < -d.by if d.rule == "guardrail" else d.estimate >= d.by
+
+    @property
     def reason(self) -> str:
         """Return the rule's finding in one sentence (estimate, interval, n, power)."""
         return self.decision.reason if self.decision else repr(self)

@@ -218,17 +218,7 @@ class MergegateSession:
         name = report.nodeid
         if report.when != "call" and report.outcome == "passed":
             return
-        outcome: GateOutcome
-        if report.skipped:
-            outcome = "skipped"
-        elif report.failed:
-            outcome = "failed" if report.when == "call" and not raised else "error"
-        else:
-            outcome = "passed"
-        message = _short_message(report) if report.failed or report.skipped else ""
-        if insufficient and outcome == "failed":
-            outcome = "insufficient"
-            message = message.split("InsufficientEvidence: ", 1)[-1]
+        outcome, message = _outcome(report, raised, insufficient)
         if report.when == "call":
             self.gate_findings[name] = list(self._findings)
             if outcome == "passed" and not message:  # a drop beyond the tolerance that was not significant is said, not hidden
@@ -271,6 +261,21 @@ class MergegateSession:
                 self.warnings.append(f"history ignored: {exc}")
         self.written = write_outputs(self.run, out, history=history)
         return self.run.exit_code
+
+
+def _outcome(report: Any, raised: bool, insufficient: bool) -> tuple[GateOutcome, str]:
+    """Return a gate report's outcome and message (an exception other than AssertionError is an error, not a failure)."""
+    outcome: GateOutcome
+    if report.skipped:
+        outcome = "skipped"
+    elif report.failed:
+        outcome = "failed" if report.when == "call" and not raised else "error"
+    else:
+        outcome = "passed"
+    message = _short_message(report) if report.failed or report.skipped else ""
+    if insufficient and outcome == "failed":
+        return "insufficient", message.split("InsufficientEvidence: ", 1)[-1]
+    return outcome, message
 
 
 def _short_message(report: Any) -> str:

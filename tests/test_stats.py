@@ -245,3 +245,17 @@ def test_power_figures_are_consistent_with_the_cases_needed():
         est, se = dd.mean(), dd.std(ddof=1) / math.sqrt(n)
         hits += guardrail(est, est - 1.96 * se, est + 1.96 * se, n, 0.95, None, 0.05).found
     assert hits / 400 >= 0.76  # 80% power, minus the simulation's own error
+
+
+def test_pass_fail_intervals_cover_95_percent_at_20_cases_too():
+    # the data model: Beta(2, 2) pass probabilities, the candidate's shifted by +10 points (clipped)
+    rng = np.random.default_rng(1)
+    big = rng.beta(2, 2, 1_000_000)
+    truth = float(np.mean(np.clip(big + 0.1, 0, 1) - big))
+    hits = 0
+    for _ in range(1000):
+        p = rng.beta(2, 2, 20)
+        b, c = (rng.random(20) < p).astype(float), (rng.random(20) < np.clip(p + 0.1, 0, 1)).astype(float)
+        r = paired_delta(c, b, binary=True)
+        hits += r.ci_low <= truth <= r.ci_high
+    assert 0.93 <= hits / 1000 <= 0.97, hits

@@ -25,7 +25,7 @@ import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -82,8 +82,6 @@ class Scenario:
     want: str  # "GO" or "NO-GO" or "not blocked"
     threshold: float
     sample: Optional[int] = None
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 SCENARIOS = [

@@ -97,3 +97,21 @@ def test_a_bad_calibration_file_names_file_and_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"mergegate: error: {tmp_path / 'eval_suites' / 'x.calibration.yaml'}:8:") and "human" in err, err
     assert "\n" not in err
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\nb: [1, 2.5, true, null, '3', 2020-01-01, ~, 0x1f, 1e3, .inf]\nc: |\n  block\n  text\n",
+    "base: &b {x: 1, y: [2, 3]}\nthing:\n  <<: *b\n  y: 3\nother: *b\n",
+    "- &a [1, 2]\n- *a\n- {<<: [{p: 1}, {p: 2, q: 3}], r: 4}\n- !!str 12\n- !!binary aGVsbG8=\n",
+    "",
+    "cases:\n  - id: 'x'\n    prompt: \"multi\\nline\"\n    checks: [{type: contains, value: 'a: b'}]\n",
+], ids=["scalars", "merge", "aliases-tags", "empty", "suite"])
+def test_yaml_reader_agrees_with_pyyaml_safe_load(text, tmp_path):
+    """Our line-recording reader builds the same data as PyYAML's own safe_load (the reference)."""
+    import yaml
+
+    from mergegate.yamlio import load_yaml
+
+    path = tmp_path / "doc.yaml"
+    path.write_text(text)
+    assert load_yaml(path).data == yaml.safe_load(text)

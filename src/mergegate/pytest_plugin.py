@@ -13,7 +13,6 @@ from typing import Any, Optional
 import pytest
 
 from .errors import InputError, MergegateError
-from .evaluation import parse_shard
 from .results import CaseResult, InsufficientEvidence, SuiteView
 from .session import MergegateSession, RunOptions
 from .suites import Case, LoadedSuite
@@ -46,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if given:
         options = given[0]
     else:
+        from .evaluation import parse_shard  # here: a plain pytest session without mergegate loads no client
+
         shard = config.getoption("--mergegate-shard")
         try:
             shard_meta = parse_shard(shard) if shard else None
@@ -105,6 +106,9 @@ class CaseFailed(AssertionError):
     """The candidate's output failed a check of this case."""
 
 
+_CASE_MARK, _BLOCKING_MARK = pytest.mark.mergegate_case, pytest.mark.blocking  # one each, shared by every case item
+
+
 class CaseItem(pytest.Item):
     """One eval case: passes when the candidate's output meets every thresholded check."""
 
@@ -112,9 +116,9 @@ class CaseItem(pytest.Item):
         super().__init__(**kwargs)
         self.suite = suite
         self.case = case
-        self.add_marker(pytest.mark.mergegate_case)
+        self.add_marker(_CASE_MARK)
         if case.blocking:
-            self.add_marker(pytest.mark.blocking)
+            self.add_marker(_BLOCKING_MARK)
 
     def runtest(self) -> None:
         session = _session(self.config)
@@ -176,6 +180,30 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     _session(session.config).evaluate(session.items, _is_case)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Optional[bool]:
+    """Run a case item without per-test capture and logging: it runs no user code, only reads its result.
+
+    At 10,000 cases pytest's full protocol (output capture and log handlers
+    around each of three phases) was ~3 s of a harness-bound run. A case still
+    produces its call and teardown reports through the usual hooks, so the
+    terminal, ``-x``, junit and other plugins see it as any test.
+    """
+    if not _is_case(item):
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for when, step in (("call", item.runtest), ("teardown", _nothing)):  # no setup report: a case has no setup
+        call = pytest.CallInfo.from_call(step, when=when)  # type: ignore[arg-type]
+        ihook.pytest_runtest_logreport(report=ihook.pytest_runtest_makereport(item=item, call=call))
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _nothing() -> None:
+    """A case has no teardown."""
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _is_case(item):
         _session(item.config).begin_gate()
@@ -191,6 +219,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         _session(item.config).record(report, raised=raised, insufficient=insufficient)
 
 
+@pytest.hookimpl(tryfirst=True)  # before junit's writer: each then reuses the memory the other freed
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ms = _session(session.config)
     if session.config.option.collectonly and not ms.failures:

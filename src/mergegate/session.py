@@ -14,16 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
-from .evaluation import Evaluation, shard_of
-from .report import write_outputs
 from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
 from .results.models import GateOutcome
 from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
 from .verdict import apply_holm
+
+if TYPE_CHECKING:  # the evaluation (the OpenAI client) and the report (jinja) load when a session first needs them
+    from .evaluation import Evaluation
 
 __all__ = ["MergegateSession", "RunOptions"]
 
@@ -134,6 +135,8 @@ class MergegateSession:
         shard = self.shard
         if shard is None:
             return items, []
+        from .evaluation import shard_of
+
         self.active = True
         kept: list[Any] = []
         dropped: list[Any] = []
@@ -153,6 +156,8 @@ class MergegateSession:
         gates = [it for it in items if not is_case(it) and self.wants_results(it)]
         if not cases and not gates:
             return
+        from .evaluation import Evaluation
+
         self.active = True
         command = list(self.options.command)
         try:
@@ -236,6 +241,9 @@ class MergegateSession:
         """Decide the verdict, write the outputs; return the exit code (None if inactive)."""
         if not self.active:
             return None
+        from .evaluation import Evaluation
+        from .report import write_outputs
+
         failures = list(self.failures)
         if interrupted:
             failures.append("the pytest session was interrupted (Ctrl-C, or a suite or gate file failed to load)")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import jsonschema
 from pydantic import Field
 
 from .registry import CheckContext, Outcome, check
+
+if TYPE_CHECKING:  # loaded by the first json_schema check: ~8 MB and 50 ms a run without one need not pay
+    import jsonschema
 
 
 def extract_json_text(output: str) -> str:
@@ -41,6 +43,8 @@ def json_valid(ctx: CheckContext) -> Outcome:
 
 
 def _load_schema(spec, suite_dir: Path) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     if (spec.schema_ is None) == (spec.schema_file is None):
         raise ValueError("json_schema needs exactly one of 'schema' (inline) or 'schema_file'")
     schema = spec.schema_

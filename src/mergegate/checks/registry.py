@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, create_model
+
+from .._compact import CompactModel
 
 __all__ = ["check", "CheckContext", "Outcome", "CheckType", "REGISTRY", "CheckSpecBase", "run_check"]
 
@@ -56,7 +58,7 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class CheckSpecBase(BaseModel):
+class CheckSpecBase(CompactModel):
     """Fields every check accepts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +89,8 @@ class CheckType:
     prepare: Optional[Callable[[Any, Path], Any]]
     doc: str
     judge: Optional[Literal["rubric", "pairwise"]] = None
+    takes_prepared: bool = False
+    """The function has a ``prepared`` parameter (what ``prepare`` returned at load time)."""
 
 
 REGISTRY: dict[str, CheckType] = {}
@@ -127,7 +131,8 @@ def check(
             )
         model = create_model(f"{_camel(name)}Check", __base__=CheckSpecBase, **fields)
         model.__doc__ = (fn.__doc__ or name).strip()
-        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge)
+        takes_prepared = any(p.name == "prepared" for p in params)
+        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge, takes_prepared)
         return fn
 
     return register
@@ -145,7 +150,7 @@ def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> O
         return Outcome(score=None, passed=False if getattr(spec, "threshold", None) is not None else None,
                        detail=f"judge error: {ctx.judgement['error']}", extra={"judge_error": True})
     kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold", "turn")}
-    if "prepared" in inspect.signature(ctype.fn).parameters:
+    if ctype.takes_prepared:
         kwargs["prepared"] = prepared
     try:
         raw = ctype.fn(ctx, **kwargs)

@@ -31,7 +31,11 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
     gates_dir = loaded.resolve(loaded.config.gates_dir)
     argv = [str(suites_dir)] + ([str(gates_dir)] if gates_dir.exists() else [])
-    argv += ["--rootdir", str(loaded.root), "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "-q",
+    # Only mergegate's plugin: the verdict must not depend on which other pytest plugins happen to be installed
+    # (a gate that needs one names it in its conftest.py's `pytest_plugins`, or passes `-p NAME` after `--`).
+    # no:unraisableexception: its garbage collections at exit cost ~1 s at 10,000 cases, to warn about nothing a gate decides.
+    argv += ["--rootdir", str(loaded.root), "--junitxml", str(out / "junit.xml"), "--disable-plugin-autoload",
+             "-p", "mergegate.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-q",
              # the CLI imported mergegate before pytest could rewrite its asserts; that is expected
              "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if args.k:

@@ -1,6 +1,6 @@
 """Concurrent generation through the official ``openai`` async client.
 
-Every request of a session is sent here at once: per model a semaphore bounds
+Every request of a session is sent here at once: per server a semaphore bounds
 the requests in flight, both models run side by side, cached responses are
 served without a request, transient failures are retried with backoff.
 """
@@ -8,12 +8,14 @@ served without a request, transient failures are retried with backoff.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import openai
+from openai.types.chat import ChatCompletion
 from tqdm import tqdm
 
 from ..config.models import GenerationOptions
@@ -101,16 +103,17 @@ def _retry_after(exc: Exception) -> Optional[float]:
 
 
 async def _one(client: openai.AsyncOpenAI, job: Job, body: dict, opts: GenerationOptions, stats: GenerationStats) -> Response:
-    extra = {k: v for k, v in body.items() if k not in ("model", "messages", "temperature", "top_p", "max_tokens", "seed", "stop")}
-    std = {k: v for k, v in body.items() if k in ("temperature", "top_p", "max_tokens", "seed", "stop")}
+    last_error = ""
     last_error = ""
     for attempt in range(opts.max_retries + 1):
         stats.requests_sent += 1
         stats.bump(job.endpoint.role, "requests_sent")
         started = time.perf_counter()
         try:
-            completion = await client.chat.completions.create(model=body["model"], messages=body["messages"],
-                                                              extra_body=extra or None, **std)
+            # The body exactly as built (and as the cache key covers it), through the client's own request path
+            # (auth, timeouts, typed errors, the typed ChatCompletion): ``chat.completions.create`` would first
+            # re-walk every message through its TypedDict transform, ~30% of the client's CPU per request.
+            completion = await client.post("/chat/completions", cast_to=ChatCompletion, body=body)
         except _RETRYABLE as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             server = job.endpoint.server
@@ -165,8 +168,8 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
     stats = GenerationStats()
     results: dict[tuple, Response] = {}
     clients: dict[str, openai.AsyncOpenAI] = {}
-    sems: dict[str, asyncio.Semaphore] = {}
-    todo: list[tuple[Job, dict, Optional[str]]] = []
+    # `concurrency` is per server: two roles served by one endpoint share its requests in flight
+    queues: dict[str, collections.deque[tuple[Job, dict, Optional[str]]]] = {}
     for job in jobs:
         body = request_body(job)
         key = cache_key(job.endpoint.identity, body) if (cache is not None and job.endpoint.identity) else None
@@ -176,34 +179,36 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
             stats.bump(job.endpoint.role, "cache_hits")
             results[job.key] = Response(**{**hit, "cached": True})
             continue
-        todo.append((job, body, key))
+        queues.setdefault(job.endpoint.base_url, collections.deque()).append((job, body, key))
         role = job.endpoint.role
         if role not in clients:
             clients[role] = openai.AsyncOpenAI(base_url=job.endpoint.base_url, api_key=job.endpoint.api_key,
                                                max_retries=0, timeout=opts.timeout_s)
-            sems[role] = asyncio.Semaphore(opts.concurrency)
     import sys
 
     # In a CI log (no terminal) a redraw per request is noise: update every 10 s instead.
-    bar = tqdm(total=len(todo), desc="generating", unit="req", disable=not progress or not todo, leave=False,
+    todo = sum(len(q) for q in queues.values())
+    bar = tqdm(total=todo, desc="generating", unit="req", disable=not progress or not todo, leave=False,
                mininterval=0.5 if sys.stderr.isatty() else 10.0)
 
-    async def run(job: Job, body: dict, key: Optional[str]) -> None:
-        async with sems[job.endpoint.role]:
+    async def worker(queue: collections.deque[tuple[Job, dict, Optional[str]]]) -> None:
+        # A fixed pool of workers per server rather than a task per request: 20,000 pending tasks held ~60 MB.
+        while queue:
+            job, body, key = queue.popleft()
             resp = await _one(clients[job.endpoint.role], job, body, opts, stats)
-        if resp.error:
-            stats.errors += 1
-            stats.bump(job.endpoint.role, "errors")
-        elif key is not None and cache is not None:
-            cache.put(key, {k: v for k, v in resp.__dict__.items() if k not in ("cached", "error", "attempts")})
-        results[job.key] = resp
-        bar.update(1)
-        if on_result is not None:
-            on_result(job, resp)
+            if resp.error:
+                stats.errors += 1
+                stats.bump(job.endpoint.role, "errors")
+            elif key is not None and cache is not None:
+                cache.put(key, {k: v for k, v in resp.__dict__.items() if k not in ("cached", "error", "attempts")})
+            results[job.key] = resp
+            bar.update(1)
+            if on_result is not None:
+                on_result(job, resp)
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(run(j, b, k) for j, b, k in todo))
+        await asyncio.gather(*(worker(q) for q in queues.values() for _ in range(min(opts.concurrency, len(q)))))
     finally:
         bar.close()
         for client in clients.values():

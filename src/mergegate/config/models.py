@@ -94,7 +94,7 @@ class ModelSpec(_Strict):
 class GenerationOptions(_Strict):
     """How requests are sent."""
 
-    concurrency: int = Field(default=8, ge=1, le=1024, description="Requests in flight at once, per model.")
+    concurrency: int = Field(default=8, ge=1, le=1024, description="Requests in flight per server (roles on one endpoint share them).")
     timeout_s: float = Field(default=300.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(default=3, ge=0, description="Retries on 429, 5xx, timeouts and connection errors.")
     backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles each retry.")

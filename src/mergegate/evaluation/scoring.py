@@ -49,17 +49,18 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
 
 
 def _generation(responses: dict[ResponseKey, Response], role: str, ls: LoadedSuite, case: Case) -> Generation:
-    resp = responses.get((role, ls.name, case.id))
+    # popped: each response is freed as its result is built, so the results reuse its memory (a lower peak at scale)
+    resp = responses.pop((role, ls.name, case.id), None)
     gen = Generation(**resp.__dict__) if resp is not None else Generation(error="not generated")
     if case.n_turns > 1:
-        earlier = [getattr(responses.get((role, ls.name, case.id, k)), "text", "") for k in range(1, case.n_turns)]
+        earlier = [getattr(responses.pop((role, ls.name, case.id, k), None), "text", "") for k in range(1, case.n_turns)]
         gen.turns = earlier + [gen.text]
     return gen
 
 
 def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[ResponseKey, Response], judgements: Judgements,
                 contaminated: Optional[set[tuple[str, str]]]) -> list[CaseResult]:
-    """Return a :class:`CaseResult` per selected case, both sides scored.
+    """Return a :class:`CaseResult` per selected case, both sides scored; ``responses`` is consumed (emptied of theirs).
 
     ``contaminated``: the (suite, case id) pairs found in training data, or None
     when no contamination check ran.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import ConfigDict, model_validator
+
+from .._compact import CompactModel
 
 __all__ = ["_Model"]
 
 
-class _Model(BaseModel):
+class _Model(CompactModel):
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from .._compact import CompactModel
 from ..checks import REGISTRY, CheckSpecBase
 
 __all__ = ["Message", "Sampling", "FunctionDef", "ToolDef", "SuiteDefaults", "Case", "Suite", "CheckSpec", "SUITE_FORMAT"]
@@ -20,7 +21,7 @@ SUITE_FORMAT: Final = 1
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-class _Strict(BaseModel):
+class _Strict(CompactModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 

@@ -80,3 +80,14 @@ def test_the_public_api_is_importable_from_the_package():
     for name in mergegate.__all__:
         assert getattr(mergegate, name) is not None, name
     assert mergegate.load_results.__module__ == "mergegate.results.io"
+
+
+def test_the_readme_names_every_package_and_module_of_src():
+    """The architecture table ("Where things are") matches src/: a new package is described where newcomers look."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Where things are", 1)[1].split("## Tests", 1)[0]
+    src = ROOT / "src" / "mergegate"
+    missing = [p.name for p in sorted(src.iterdir())
+               if (p.is_dir() and (p / "__init__.py").exists() and f"src/mergegate/{p.name}/" not in table)
+               or (p.suffix == ".py" and p.name != "__init__.py" and p.name not in table)]
+    assert not missing, f"not in the README's architecture table: {missing}"

@@ -71,13 +71,20 @@ def test_new_candidate_revision_regenerates_only_the_candidate(tmp_path, llama):
 
 
 def test_greedy_generation_is_deterministic_without_cache(tmp_path, llama):
-    (tmp_path / "mergegate.yaml").write_text(llama.config_yaml(cache_path=tmp_path / "c.sqlite") + "")
-    a = _evaluation(tmp_path, llama)
-    a.loaded = a.loaded.__class__(a.loaded.config.model_copy(update={"cache": a.loaded.config.cache.model_copy(update={"enabled": False})}),
-                                  a.loaded.root, a.loaded.path, a.loaded.sha256)
-    first = [c.candidate.generation.text for c in a.run()]
-    second = [c.candidate.generation.text for c in a.run()]
-    assert first == second
+    cache = tmp_path / "cache.sqlite"
+    (tmp_path / "mergegate.yaml").write_text(llama.config_yaml(cache_path=cache).replace("cache: {path:", "cache: {enabled: false, path:"))
+    (tmp_path / "smoke.yaml").write_text(SUITE)
+    texts = []
+    for _ in range(2):
+        before = llama.chat_requests_served()
+        ev = Evaluation(load_config(root=tmp_path), [load_suite(tmp_path / "smoke.yaml")], progress=False)
+        texts.append([c.candidate.generation.text for c in ev.run()])
+        # cache off means off: every request reaches the server, both times, and nothing is written
+        assert (ev.stats.requests_sent, ev.stats.cache_hits) == (6, 0)
+        assert llama.chat_requests_served() - before == 6
+        assert not any(c.candidate.generation.cached or c.baseline.generation.cached for c in ev.cases)
+    assert not cache.exists()
+    assert texts[0] == texts[1]
 
 
 def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):

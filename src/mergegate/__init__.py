@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, GenerationError, IncompleteError, InputError, MergegateError, ServerError, SuiteError
 
 if TYPE_CHECKING:
-    from .checks import CheckContext, Outcome, check
+    from .checks import CheckContext, Outcome, check, group_metric, side_metric
     from .results import (
         CaseResult,
         Comparison,
@@ -61,7 +61,7 @@ _LAZY = {
     # what a gate may raise or meet
     "InsufficientEvidence": "results", "UncalibratedJudge": "results", "UnknownName": "results",
     # custom checks
-    "CheckContext": "checks", "Outcome": "checks", "check": "checks",
+    "CheckContext": "checks", "Outcome": "checks", "check": "checks", "side_metric": "checks", "group_metric": "checks",
     # scripts over results.json
     "load_results": "results.io", "Verdict": "verdict",
 }
@@ -69,7 +69,8 @@ _LAZY = {
 __all__ = ["ConfigError", "GenerationError", "IncompleteError", "InputError", "MergegateError", "ServerError", "SuiteError",
            "__version__",
            "Results", "SuiteView", "GroupView", "Comparison", "PairedDelta", "Finding", "CaseResult", "RunResults",
-           "InsufficientEvidence", "UncalibratedJudge", "UnknownName", "CheckContext", "Outcome", "check", "load_results", "Verdict"]
+           "InsufficientEvidence", "UncalibratedJudge", "UnknownName", "CheckContext", "Outcome", "check", "side_metric",
+           "group_metric", "load_results", "Verdict"]
 assert set(__all__) >= set(_LAZY)
 
 

@@ -11,9 +11,15 @@ the built-in ones. Where each is computed:
 - ``tools``: tool_call (function calling)
 - ``code``: code_tests (runs the model's program in :mod:`mergegate.sandbox`)
 - ``judge``: llm_rubric, pairwise (an LLM judge; see :mod:`mergegate.judge`)
+
+A team's own types register the same way, from a ``checks:`` module in
+mergegate.yaml or a ``mergegate.checks`` entry point (:mod:`.plugins`); a check
+declares its suite-level metrics with ``metrics=[side_metric(...)]`` or
+``group_metric(...)``, so aggregation and reports name no check type.
 """
 
 from . import classification, code, custom, formats, judge, overlap, text, tools  # noqa: F401  (registers the checks)
-from .registry import REGISTRY, CheckContext, CheckSpecBase, CheckType, Outcome, check, run_check
+from .registry import REGISTRY, CheckContext, CheckSpecBase, CheckType, Outcome, SuiteMetric, check, group_metric, run_check, side_metric
 
-__all__ = ["REGISTRY", "CheckContext", "CheckSpecBase", "CheckType", "Outcome", "check", "run_check"]
+__all__ = ["REGISTRY", "CheckContext", "CheckSpecBase", "CheckType", "Outcome", "SuiteMetric", "check", "group_metric", "run_check",
+           "side_metric"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import Field
 
-from .registry import CheckContext, Outcome, check
+from .registry import CheckContext, Outcome, check, side_metric
 from .text import normalize, reference_of
 
 
@@ -26,7 +26,22 @@ def extract_label(output: str, labels: list[str]) -> Optional[str]:
     return found[0] if len(found) == 1 else None
 
 
-@check("label_in", uses_reference=True)
+def classification_metrics(results: list[Any]) -> dict[str, float]:
+    """Return macro F1 and the extraction failure rate over one model's ``label_in`` results."""
+    expected = [str(r.extra["expected"]).lower() for r in results if "expected" in r.extra]
+    got = [str(r.extra["label"]).lower() if r.extra.get("label") is not None else "<none>" for r in results if "expected" in r.extra]
+    if not expected:
+        return {}
+    from sklearn.metrics import f1_score  # here, not at import: scikit-learn takes ~0.8 s to import
+
+    labels = sorted(set(expected))  # macro over the true classes; "<none>" counts as a wrong prediction
+    return {
+        "macro_f1": float(f1_score(expected, got, labels=labels, average="macro", zero_division=0)),
+        "extraction_failure_rate": got.count("<none>") / len(got),
+    }
+
+
+@check("label_in", uses_reference=True, metrics=[side_metric(classification_metrics)])
 def label_in(
     ctx: CheckContext,
     labels: Annotated[list[str], Field(min_length=2, description="The label set.")],

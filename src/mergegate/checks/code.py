@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..sandbox import SandboxLimits, run_python
-from .registry import CheckContext, Outcome, check
+from .registry import CheckContext, Outcome, check, group_metric
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -27,7 +27,27 @@ def extract_code(output: str, language: str = "python") -> str:
     return output
 
 
-@check("code_tests")
+def code_summary(cases: list[Any]) -> Any:
+    """Return both models' pass@1 on ``code_tests`` and how their failures ended, or None when no case has one."""
+    from ..results.models import CodeTestsSummary
+
+    passed: dict[str, list[bool]] = {"candidate": [], "baseline": []}
+    failures: dict[str, dict[str, int]] = {"candidate": {}, "baseline": {}}
+    for case in cases:
+        for role in passed:
+            for chk in getattr(case, role).checks:
+                if chk.type == "code_tests":
+                    passed[role].append(bool(chk.passed))
+                    kind = chk.extra.get("failure") or ("no output" if chk.detail.startswith("no output") else None)
+                    if kind:
+                        failures[role][kind] = failures[role].get(kind, 0) + 1
+    if not passed["candidate"]:
+        return None
+    return CodeTestsSummary(n=len(passed["candidate"]), failures=failures,
+                            pass_rate={r: sum(v) / len(v) if v else None for r, v in passed.items()})
+
+
+@check("code_tests", metrics=[group_metric("code", code_summary)])
 def code_tests(
     ctx: CheckContext,
     tests: Annotated[str, Field(description="Python run after the program, in the same namespace: asserts on its functions.")],

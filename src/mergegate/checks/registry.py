@@ -20,7 +20,7 @@ Returns of a check function: ``bool`` (pass/fail, score 1 or 0), ``float``
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -29,7 +29,8 @@ from pydantic import ConfigDict, Field, create_model
 
 from .._compact import CompactModel
 
-__all__ = ["check", "CheckContext", "Outcome", "CheckType", "REGISTRY", "CheckSpecBase", "run_check"]
+__all__ = ["check", "CheckContext", "Outcome", "CheckType", "REGISTRY", "CheckSpecBase", "run_check", "SuiteMetric", "side_metric",
+           "group_metric"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,36 @@ class CheckSpecBase(CompactModel):
 
 
 @dataclass(frozen=True)
+class SuiteMetric:
+    """A suite-level metric a check type declares (as inspect_ai's ``@scorer(metrics=[...])``).
+
+    Aggregation computes the declared metrics of every check type a group of
+    cases uses, so it names no check itself. Two scopes:
+
+    - ``side``: ``fn(results)`` gets one model's results of this check in the
+      group (a list of ``CheckResult``) and returns named values (e.g.
+      ``{"macro_f1": 0.8}``), reported candidate vs baseline under ``metrics``;
+    - ``group``: ``fn(cases)`` gets the group's ``CaseResult`` list and returns
+      the value of the summary field ``field`` (``pairwise``, ``rubric``,
+      ``code``), or None when it has nothing to say.
+    """
+
+    scope: Literal["side", "group"]
+    fn: Callable[[list[Any]], Any]
+    field: Optional[str] = None
+
+
+def side_metric(fn: Callable[[list[Any]], dict[str, float]]) -> SuiteMetric:
+    """Declare ``fn(check_results) -> {name: value}``, computed per model over a group's results of the check."""
+    return SuiteMetric("side", fn)
+
+
+def group_metric(field: str, fn: Callable[[list[Any]], Any]) -> SuiteMetric:
+    """Declare ``fn(case_results) -> value`` of the group summary's ``field``."""
+    return SuiteMetric("group", fn, field)
+
+
+@dataclass(frozen=True)
 class CheckType:
     """One registered check: its function, its spec model and how it behaves."""
 
@@ -91,6 +122,8 @@ class CheckType:
     judge: Optional[Literal["rubric", "pairwise"]] = None
     takes_prepared: bool = False
     """The function has a ``prepared`` parameter (what ``prepare`` returned at load time)."""
+    metrics: tuple[SuiteMetric, ...] = ()
+    """Suite-level metrics over this check's results (see :class:`SuiteMetric`)."""
 
 
 REGISTRY: dict[str, CheckType] = {}
@@ -103,6 +136,7 @@ def check(
     uses_reference: bool = False,
     prepare: Optional[Callable[[Any, Path], Any]] = None,
     judge: Optional[Literal["rubric", "pairwise"]] = None,
+    metrics: Sequence[SuiteMetric] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as check type ``name``; returns the function unchanged.
 
@@ -112,12 +146,14 @@ def check(
     whatever it returns is passed to the function as ``prepared``.
     ``judge``: the check reads an LLM judge's verdict (``ctx.judgement``), which
     the run obtains for every such check before scoring.
+    ``metrics``: suite-level metrics over every result of this check in a
+    suite or category (:func:`side_metric`, :func:`group_metric`).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in REGISTRY:
             raise ValueError(f"check type {name!r} registered twice")
-        fields: dict[str, Any] = {"type": (Literal[name], Field(description=(fn.__doc__ or "").strip().splitlines()[0]))}
+        fields: dict[str, Any] = {"type": (Literal[name], Field(description=(fn.__doc__ or name).strip().splitlines()[0]))}
         params = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
         for p in params:
             if p.name == "prepared":
@@ -132,7 +168,8 @@ def check(
         model = create_model(f"{_camel(name)}Check", __base__=CheckSpecBase, **fields)
         model.__doc__ = (fn.__doc__ or name).strip()
         takes_prepared = any(p.name == "prepared" for p in params)
-        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge, takes_prepared)
+        REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge, takes_prepared,
+                                   tuple(metrics))
         return fn
 
     return register

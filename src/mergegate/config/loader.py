@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -47,6 +47,8 @@ class LoadedConfig:
     root: Path
     path: Path | None
     sha256: str
+    lines: dict[tuple, int] = field(default_factory=dict)
+    """The line of every value in the file (for errors found after validation)."""
 
     def resolve(self, rel: str) -> Path:
         """Return ``rel`` as a path under the config's folder (absolute paths pass through)."""
@@ -55,14 +57,20 @@ class LoadedConfig:
 
 
 def load_config(path: str | Path | None = None, root: str | Path | None = None) -> LoadedConfig:
-    """Return the config at ``path``; with ``path`` None, ``ROOT/mergegate.yaml`` or the embedded default."""
+    """Return the config at ``path``; with ``path`` None, ``ROOT/mergegate.yaml`` or the embedded default.
+
+    The check types of installed plugins and of the config's ``checks:``
+    modules are registered too, so the suites read next may use them.
+    """
+    from ..checks.plugins import load_user_checks
+
     root_dir = Path(root or Path.cwd()).resolve()
-    if path is None:
-        candidate = root_dir / CONFIG_NAME
-        if not candidate.exists():
-            cfg = Config.model_validate(yaml.safe_load(DEFAULT_CONFIG_YAML))
-            return LoadedConfig(cfg, root_dir, None, hashlib.sha256(DEFAULT_CONFIG_YAML.encode()).hexdigest())
-        path = candidate
-    path = Path(path).resolve()
-    _, cfg = load_model_file(path, Config, ConfigError, "'models'")
-    return LoadedConfig(cfg, path.parent, path, hashlib.sha256(path.read_bytes()).hexdigest())
+    if path is None and not (root_dir / CONFIG_NAME).exists():
+        cfg = Config.model_validate(yaml.safe_load(DEFAULT_CONFIG_YAML))
+        loaded = LoadedConfig(cfg, root_dir, None, hashlib.sha256(DEFAULT_CONFIG_YAML.encode()).hexdigest())
+    else:
+        path = Path(path or root_dir / CONFIG_NAME).resolve()
+        doc, cfg = load_model_file(path, Config, ConfigError, "'models'")
+        loaded = LoadedConfig(cfg, path.parent, path, hashlib.sha256(path.read_bytes()).hexdigest(), doc.lines)
+    load_user_checks(loaded)
+    return loaded

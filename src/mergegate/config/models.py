@@ -221,6 +221,16 @@ class Config(_Strict):
     stats: StatsOptions = Field(default_factory=StatsOptions)
     contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
     benchmarks: Optional[BenchmarkOptions] = Field(default=None, description="lm-eval tasks run on both models (forgetting).")
+    checks: list[str] = Field(default_factory=list, description="Modules (dotted names, importable from the project folder) "
+                              "that register the team's own check types with mergegate.check; loaded before suites are read.")
+
+    @field_validator("checks")
+    @classmethod
+    def _module_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name (dotted identifiers, e.g. team_checks or tools.checks)")
+        return names
 
     def serving_roles(self) -> dict[str, ModelSpec]:
         """Return every model a run serves, by role: candidate, baseline, and the judge(s) if configured."""

@@ -74,8 +74,8 @@ class Evaluation:
                     yield ls, case
 
     # -- the phases ----------------------------------------------------------------------
-    def run(self, endpoints: Optional[dict[str, Endpoint]] = None) -> list[CaseResult]:
-        """Serve (unless ``endpoints`` are given), generate everything, judge, benchmark, score; return the case results.
+    def run(self) -> list[CaseResult]:
+        """Serve, generate everything, judge, benchmark, score; return the case results.
 
         Problems that keep the run from completing are collected in ``failures``
         (the verdict will be INCOMPLETE); this method raises only for bad input.
@@ -87,12 +87,10 @@ class Evaluation:
         calibration = calibration_sets(self.loaded) if judged else None  # bad input surfaces before any server starts
         self.check_contamination()
         responses: dict[ResponseKey, Response] = {}
-        fleet = None
+        fleet = ServerFleet(self.loaded, self.log_dir)
         clock = time.perf_counter()
         try:
-            if endpoints is None:
-                fleet = ServerFleet(self.loaded, self.log_dir)
-                endpoints = fleet.start(list(cfg.serving_roles()) if judged else list(ROLES))
+            endpoints = fleet.start(list(cfg.serving_roles()) if judged else list(ROLES))
             self.meta.models = model_meta(self.loaded, endpoints)
             cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
             clock = self._lap("serve", clock)
@@ -105,7 +103,7 @@ class Evaluation:
                     clock = self._lap("judge", clock)
                 if cfg.benchmarks is not None and (self.meta.shard is None or self.meta.shard.index == 1):
                     # sharded runs: shard 1 runs them once
-                    self.benchmarks, failed = run_benchmark_phase(self.loaded, endpoints, self.output_dir, self.log_dir)
+                    self.benchmarks, failed = run_benchmark_phase(self.loaded, fleet, self.output_dir, self.log_dir)
                     self.failures += failed
                     clock = self._lap("benchmarks", clock)
             finally:
@@ -117,8 +115,7 @@ class Evaluation:
             # keep what was generated: the report shows it, the verdict is INCOMPLETE anyway
             self.failures.append(str(exc))
         finally:
-            if fleet is not None:
-                fleet.stop()
+            fleet.stop()
         clock = time.perf_counter()
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
         self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated)

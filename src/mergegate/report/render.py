@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import jinja2
 
-from ..results import HistoryEntry, RunResults
+from ..results import ROLES, HistoryEntry, RunResults
 
 __all__ = ["render_markdown", "render_html", "write_outputs", "inline", "codeblock", "MARKER", "GITHUB_COMMENT_LIMIT", "body_length",
            "suite_chart", "sparkline", "trend", "links"]
@@ -198,26 +198,10 @@ _LEVELS = [
 
 def code_failures(run: RunResults) -> list[dict]:
     """Return, per suite with code_tests checks, both models' pass@1 and how their failures ended (syntax error, timeout, ...)."""
-    rows = []
-    for suite in run.suites:
-        kinds: dict[str, dict[str, int]] = {"candidate": {}, "baseline": {}}
-        runs = {"candidate": [], "baseline": []}  # type: dict[str, list[bool]]
-        for case in run.cases:
-            if case.suite != suite.name:
-                continue
-            for role in kinds:
-                for chk in getattr(case, role).checks:
-                    if chk.type == "code_tests":
-                        runs[role].append(bool(chk.passed))
-                        kind = chk.extra.get("failure") or ("no output" if chk.detail.startswith("no output") else None)
-                        if kind:
-                            kinds[role][kind] = kinds[role].get(kind, 0) + 1
-        if runs["candidate"]:
-            rows.append({"suite": suite.name, "n": len(runs["candidate"]),
-                         **{f"{r}_pass": sum(runs[r]) / len(runs[r]) if runs[r] else None for r in runs},
-                         **{f"{r}_failures": ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(kinds[r].items())) or "none"
-                            for r in kinds}})
-    return rows
+    return [{"suite": s.name, "n": s.code.n, **{f"{r}_pass": s.code.pass_rate.get(r) for r in ROLES},
+             **{f"{r}_failures": ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(s.code.failures.get(r, {}).items())) or "none"
+                for r in ROLES}}
+            for s in run.suites if s.code is not None]
 
 
 def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = None, run_url: Optional[str] = None,

@@ -8,8 +8,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..stats import cases_needed, mde, paired_delta, wilson
-from .models import ROLES, CaseResult, Comparison, GroupSummary, PairedDelta, PairwiseSummary, SideResult
+from ..checks.registry import REGISTRY, SuiteMetric
+from ..stats import cases_needed, mde, paired_delta
+from .models import ROLES, CaseResult, CheckResult, Comparison, GroupSummary, PairedDelta, SideResult
 
 __all__ = ["summarize", "percentile", "paired", "population"]
 
@@ -29,76 +30,44 @@ def _pass_rate(sides: list[SideResult]) -> tuple[Optional[float], int]:
     return (_mean([float(p) for p in gated]), len(gated))
 
 
-def _classification(sides: list[SideResult]) -> dict[str, float]:
-    """Return macro F1 and the extraction failure rate over every label_in check in ``sides``."""
-    expected, got = [], []
-    for side in sides:
-        for c in side.checks:
-            if c.type == "label_in" and "expected" in c.extra:
-                expected.append(str(c.extra["expected"]).lower())
-                got.append(str(c.extra["label"]).lower() if c.extra.get("label") is not None else "<none>")
-    if not expected:
-        return {}
-    from sklearn.metrics import f1_score  # here, not at import: scikit-learn takes ~0.8 s to import
-
-    labels = sorted(set(expected))  # macro over the true classes; "<none>" counts as a wrong prediction
-    return {
-        "macro_f1": float(f1_score(expected, got, labels=labels, average="macro", zero_division=0)),
-        "extraction_failure_rate": got.count("<none>") / len(got),
-    }
-
-
 def _side_metrics(sides: list[SideResult]) -> dict[str, tuple[Optional[float], int]]:
+    """Return the mean score per metric, and the side-scope metrics the checks in ``sides`` declare, with their n."""
     scores: dict[str, list[float]] = defaultdict(list)
+    by_type: dict[str, list[CheckResult]] = defaultdict(list)
     for side in sides:
         for c in side.checks:
+            by_type[c.type].append(c)
             if c.score is not None:
                 scores[c.metric].append(c.score)
     out = {name: (_mean(vals), len(vals)) for name, vals in scores.items()}
-    for name, value in _classification(sides).items():
-        out[name] = (value, len(sides))
+    for ctype, results in sorted(by_type.items()):
+        for m in _declared(ctype, "side"):
+            for name, value in m.fn(results).items():
+                out[name] = (value, len(sides))
+    return out
+
+
+def _declared(check_type: str, scope: str) -> list[SuiteMetric]:
+    """Return the suite metrics of ``scope`` that ``check_type`` declares (none for a type this process does not know)."""
+    ctype = REGISTRY.get(check_type)
+    return [m for m in ctype.metrics if m.scope == scope] if ctype is not None else []
+
+
+def _group_metrics(cases: list[CaseResult]) -> dict[str, Any]:
+    """Return the summary fields the check types used in ``cases`` declare (pairwise, rubric, code, ...)."""
+    types = sorted({c.type for case in cases for role in ROLES for c in getattr(case, role).checks})
+    out: dict[str, Any] = {}
+    for ctype in types:
+        for m in _declared(ctype, "group"):
+            value = m.fn(cases)
+            if value is not None:
+                out[m.field or ctype] = value
     return out
 
 
 def _latencies(sides: list[SideResult]) -> dict[str, Optional[float]]:
     vals = [s.generation.latency_ms for s in sides if s.generation.latency_ms is not None]
     return {"p50": percentile(vals, 50), "p95": percentile(vals, 95), "p99": percentile(vals, 99), "mean": _mean(vals)}
-
-
-def _pairwise(cases: list[CaseResult]) -> Optional[PairwiseSummary]:
-    """Return the pairwise verdicts of ``cases`` summed up, or None when no case has a usable one."""
-    from ..judge.stats import length_controlled_win_rate, win_rate
-
-    outcomes, consistent, len_c, len_b, escalated = [], [], [], [], 0
-    for c in cases:
-        for ch in c.candidate.checks:
-            if ch.type == "pairwise" and "outcome" in ch.extra:
-                outcomes.append(ch.extra["outcome"])
-                consistent.append(bool(ch.extra["consistent"]))
-                len_c.append(len(c.candidate.generation.text))
-                len_b.append(len(c.baseline.generation.text))
-                escalated += bool(ch.extra.get("escalated"))
-    if not outcomes:
-        return None
-    lo, hi = wilson(outcomes.count("win") + 0.5 * outcomes.count("tie"), len(outcomes))
-    return PairwiseSummary(n=len(outcomes), wins=outcomes.count("win"), losses=outcomes.count("loss"), ties=outcomes.count("tie"),
-                           win_rate=win_rate(outcomes), ci_low=lo, ci_high=hi, consistency_rate=sum(consistent) / len(consistent),
-                           lc_win_rate=length_controlled_win_rate(outcomes, len_c, len_b),
-                           mean_chars_candidate=_mean([float(x) for x in len_c]), mean_chars_baseline=_mean([float(x) for x in len_b]),
-                           escalated=escalated)
-
-
-def _rubric(cases: list[CaseResult]) -> dict[str, Comparison]:
-    """Return the mean judge score per rubric criterion (on its 1..scale), candidate vs baseline."""
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"candidate": [], "baseline": []})
-    for c in cases:
-        for role in ROLES:
-            for ch in getattr(c, role).checks:
-                if ch.type == "llm_rubric" and "scores" in ch.extra:
-                    for crit, v in ch.extra["scores"].items():
-                        scores[f"{crit}/{ch.extra['scale']}"][role].append(float(v))
-    return {k: Comparison(name=k, candidate=_mean(v["candidate"]), baseline=_mean(v["baseline"]),
-                          n=max(len(v["candidate"]), len(v["baseline"]))) for k, v in sorted(scores.items())}
 
 
 def _side_score(side: SideResult, metric: str) -> Optional[float]:
@@ -172,6 +141,5 @@ def summarize(cases: Iterable[CaseResult], stats: Any = None, population: Option
         errors={role: sum(1 for s in sides[role] if s.generation.error) for role in ROLES},
         regressions=sum(c.regressed for c in cases),
         improvements=sum(c.improved for c in cases),
-        pairwise=_pairwise(cases),
-        rubric=_rubric(cases),
+        **_group_metrics(cases),
     )

@@ -170,6 +170,14 @@ class PairwiseSummary(_Model):
     escalated: int = Field(default=0, description="Cases the cascade sent to the strong judge.")
 
 
+class CodeTestsSummary(_Model):
+    """Programs run against tests (``code_tests`` checks): pass@1 and how the failures ended, per model."""
+
+    n: int = Field(description="code_tests results of the candidate.")
+    pass_rate: dict[str, Optional[float]] = Field(description="pass@1 per role.")
+    failures: dict[str, dict[str, int]] = Field(description="Per role: failures by kind (syntax_error, timeout, no output, ...).")
+
+
 class GroupSummary(_Model):
     """Aggregates over a set of cases (a suite, a category, or all cases of a category)."""
 
@@ -183,6 +191,7 @@ class GroupSummary(_Model):
     improvements: int = 0
     pairwise: Optional[PairwiseSummary] = Field(default=None, description="Present when cases have a pairwise check.")
     rubric: dict[str, Comparison] = Field(default_factory=dict, description="Mean judge score per rubric criterion, on its scale.")
+    code: Optional[CodeTestsSummary] = Field(default=None, description="Present when cases have a code_tests check.")
 
 
 class SuiteSummary(GroupSummary):

@@ -28,9 +28,7 @@ from ..stats.decision import Decision, guardrail, target
 from .aggregate import summarize
 from .models import BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
 
-__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "Finding", "JUDGE_CHECKS"]
-
-JUDGE_CHECKS = ("llm_rubric", "pairwise")
+__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "Finding"]
 
 
 class UnknownName(MergegateError, LookupError):
@@ -186,7 +184,7 @@ class GroupView:
             raise UnknownName(f"{self.name} has no metric {name!r}; it has: {', '.join(sorted(self.summary.metrics)) or 'none'}") from None
 
     def _judge_metrics(self) -> set[str]:
-        return {ch.metric for c in self.cases for ch in c.candidate.checks if ch.type in JUDGE_CHECKS}
+        return {ch.metric for c in self.cases for ch in c.candidate.checks if _is_judge_check(ch.type)}
 
     @property
     def pairwise(self) -> PairwiseSummary:
@@ -338,3 +336,11 @@ class Results:
     def _group(self, name: str, cases: list[CaseResult], summary: Optional[GroupSummary] = None) -> GroupView:
         summary = summary or summarize(cases, self._stats, self._population)
         return GroupView(name, summary, cases, self._judge_guard, self._on_finding, self._stats, self._population)
+
+
+def _is_judge_check(check_type: str) -> bool:
+    """Return True for a check type that reads an LLM judge's verdict (llm_rubric, pairwise, ...)."""
+    from ..checks.registry import REGISTRY
+
+    ctype = REGISTRY.get(check_type)
+    return ctype is not None and ctype.judge is not None

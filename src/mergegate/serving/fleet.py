@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from ..config.loader import LoadedConfig
+from ..config.models import ModelSpec
 from ..errors import ServerError
 from .engines import build_command, identity, ready_path, request_extras, resolve_model_path, served_model, server_key
 from .process import ManagedServer, _answers, free_port
@@ -44,42 +47,55 @@ class ServerFleet:
         self.log_dir = Path(log_dir)
         self.servers: list[ManagedServer] = []
         self.endpoints: dict[str, Endpoint] = {}
+        self._by_key: dict[str, ManagedServer] = {}  # one server per distinct command: two roles of one model share it
 
     def start(self, roles: Optional[list[str]] = None) -> dict[str, Endpoint]:
         """Start servers (deduplicated) and return the endpoint of each role (default: every role the config serves)."""
-        cfg = self.loaded.config
-        by_key: dict[str, ManagedServer] = {}
         try:
-            for role, spec in cfg.serving_roles().items():
-                if roles is not None and role not in roles:
-                    continue
-                if spec.engine == "external":
-                    assert spec.base_url is not None  # the config requires it for external endpoints
-                    base = spec.base_url.rstrip("/")
-                    if not _answers(base + "/models"):
-                        raise ServerError(f"{role}: external endpoint {base} does not answer GET /models")
-                    key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else "EMPTY"
-                    self.endpoints[role] = Endpoint(role, base, served_model(spec, role), spec.engine, key or "EMPTY",
-                                                    identity(spec, role, spec.model), spec.system_prompt, request_extras(spec))
-                    continue
-                path = resolve_model_path(spec.model, self.loaded.root)
-                skey = server_key(spec, role, path)
-                server = by_key.get(skey)
-                if server is None:
-                    port = free_port()
-                    server = ManagedServer(role, build_command(spec, role, path, port),
-                                           f"http://127.0.0.1:{port}{ready_path(spec.engine)}", self.log_dir / f"{role}.log")
-                    self.servers.append(server)
-                    server.start(cfg.generation.server_start_timeout_s)
-                    by_key[skey] = server
-                ready_port = urllib.parse.urlparse(server.ready_url).port
-                self.endpoints[role] = Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine,
-                                                "EMPTY", identity(spec, role, path), spec.system_prompt,
-                                                request_extras(spec), server)
+            for role, spec in self.loaded.config.serving_roles().items():
+                if roles is None or role in roles:
+                    self.endpoints[role] = self.serve(role, spec)
         except BaseException:
             self.stop()
             raise
         return self.endpoints
+
+    def serve(self, role: str, spec: ModelSpec) -> Endpoint:
+        """Return the endpoint of ``spec`` for ``role``, starting its server unless an identical one runs (or it is external).
+
+        Used for the config's roles and for what later phases need, such as the
+        benchmarks' reference models: every server stops with the fleet.
+        """
+        if spec.engine == "external":
+            assert spec.base_url is not None  # the config requires it for external endpoints
+            base = spec.base_url.rstrip("/")
+            if not _answers(base + "/models"):
+                raise ServerError(f"{role}: external endpoint {base} does not answer GET /models")
+            key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else "EMPTY"
+            return Endpoint(role, base, served_model(spec, role), spec.engine, key or "EMPTY",
+                            identity(spec, role, spec.model), spec.system_prompt, request_extras(spec))
+        path = resolve_model_path(spec.model, self.loaded.root)
+        server = self._server(server_key(spec, role, path), role.replace(":", "-"),
+                              lambda port: build_command(spec, role, path, port), ready_path(spec.engine))
+        ready_port = urllib.parse.urlparse(server.ready_url).port
+        return Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine, "EMPTY",
+                        identity(spec, role, path), spec.system_prompt, request_extras(spec), server)
+
+    def scoring_server(self, role: str, gguf_path: str, alias: str) -> ManagedServer:
+        """Return mergegate's log-probability server for ``gguf_path`` (started once; lm-eval's loglikelihood tasks read it)."""
+        return self._server("scorer:" + gguf_path, f"scorer-{role.replace(':', '-')}",
+                            lambda port: [sys.executable, "-m", "mergegate.serving.logprobs", "--model", gguf_path, "--alias", alias,
+                                          "--port", str(port)], "/v1/models")
+
+    def _server(self, key: str, name: str, command: Callable[[int], list[str]], ready: str) -> ManagedServer:
+        """Return the server started for ``key``, starting it on a free port first."""
+        if key not in self._by_key:
+            port = free_port()
+            server = ManagedServer(name, command(port), f"http://127.0.0.1:{port}{ready}", self.log_dir / f"{name}.log")
+            self.servers.append(server)
+            server.start(self.loaded.config.generation.server_start_timeout_s)
+            self._by_key[key] = server
+        return self._by_key[key]
 
     def stop(self) -> None:
         """Stop every server this fleet started."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ..checks import REGISTRY
 from ..errors import InputError, SuiteError
 from ..yamlio import LocatedYaml, line_for, load_yaml
-from .models import Suite
+from .models import Suite, refresh_check_types
 
 __all__ = ["LoadedSuite", "load_suite", "discover_suites", "validation_error_to_input_error"]
 
@@ -138,6 +138,7 @@ def load_model_file(path: Path, model: type[M], error: type[InputError], shape: 
 def load_suite(path: str | Path) -> LoadedSuite:
     """Return the validated suite at ``path``; raise :class:`SuiteError` naming file and line."""
     path = Path(path)
+    refresh_check_types()
     doc, suite = load_model_file(path, Suite, SuiteError, "'name' and 'cases'")
 
     case_lines: dict[str, int] = {}

@@ -86,6 +86,25 @@ if TYPE_CHECKING:  # the union of every registered check's spec; to a type check
 else:
     CheckSpec = _check_union()
 
+_BUILT_WITH = frozenset(REGISTRY)  # the check types the models below accept
+
+
+def refresh_check_types() -> None:
+    """Make :class:`Case` and :class:`Suite` accept every check type registered so far (cheap when none is new).
+
+    The suite models validate ``checks`` with a union of the registered specs,
+    built at import; a team's check registered later (``checks:`` in
+    mergegate.yaml, a ``mergegate.checks`` entry point, or any code calling
+    :func:`mergegate.check`) is added here, before suites are read.
+    """
+    global _BUILT_WITH
+    if frozenset(REGISTRY) == _BUILT_WITH:
+        return
+    Case.model_fields["checks"].annotation = list[_check_union()]  # type: ignore[misc,assignment]
+    Case.model_rebuild(force=True)
+    Suite.model_rebuild(force=True)
+    _BUILT_WITH = frozenset(REGISTRY)
+
 
 class Case(_Strict):
     """One evaluation case: an input, optional reference, and the checks its output must meet."""

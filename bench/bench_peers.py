@@ -81,6 +81,7 @@ def setup_mergegate(work: Path, base: str, ps: list[str], concurrency: int, max_
                      sampling: {sampling}}}
         generation: {{concurrency: {concurrency}, max_retries: 0, timeout_s: 600}}
         cache: {{enabled: false}}
+        min_gates: 0  # the harness alone: no gate folder here, the cases decide
         """))
     cases = [{"id": f"c{i}", "prompt": p, "checks": [{"type": "max_chars", "value": 100000}]} for i, p in enumerate(ps)]
     (proj / "eval_suites" / "bench.yaml").write_text(json.dumps({"name": "bench", "cases": cases}))  # JSON is YAML

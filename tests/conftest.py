@@ -171,7 +171,7 @@ def make_demo_project(root: Path, llama: LlamaServer, cache: Path) -> Path:
 
 # The fast lane (`./scripts/test.sh -m "not slow"`) runs what needs no model server, no lm-eval and no workflow run.
 SLOW_FIXTURES = {"llama", "demo_cache"}
-SLOW_MODULES = {"test_benchmarks.py", "test_workflow_rehearsal.py", "test_serving.py"}
+SLOW_MODULES = {"test_benchmarks.py", "test_workflow_rehearsal.py", "test_serving.py", "test_code_oracle.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

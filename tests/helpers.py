@@ -7,7 +7,7 @@ from typing import Optional
 
 from mergegate.results import CaseResult, CheckResult, Generation, RunMeta, RunResults, SideResult, summarize
 from mergegate.results.models import SuiteSummary
-from mergegate.verdict import Evidence, decide
+from mergegate.verdict import Evidence, Policy, decide
 
 
 def side(text: str, passed: bool, latency: float = 5.0) -> SideResult:
@@ -30,7 +30,7 @@ def make_run(n_cases: int = 1, suites: tuple[str, ...] = ("s",), candidate: Call
         summaries.append(SuiteSummary(name=s, version="1", role="target", task="other",
                                       **g.model_dump(exclude={"pass_rate", "metrics", "latency_ms"}),
                                       pass_rate=g.pass_rate, metrics=g.metrics, latency_ms=g.latency_ms))
-    v = decide(Evidence(cases=cases))
+    v = decide(Evidence(cases=cases), Policy(min_gates=0))  # these runs have no gates: their cases decide
     return RunResults(verdict=v.outcome, exit_code=v.exit_code, reasons=list(v.reasons), cases=cases, suites=summaries,
                       meta=RunMeta(mergegate_version="0", started_at="t", finished_at="t2", config_sha256="0" * 64, python="3",
                                    platform="p", **(meta or {})))

@@ -7,6 +7,7 @@ sessions that collect no suite and request no results.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -157,6 +158,24 @@ def _explain(result: CaseResult) -> str:
 
 def _is_case(item: Any) -> bool:
     return isinstance(item, CaseItem)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A gate file that fails to import (a syntax error, say): the run is INCOMPLETE and the reason names file and line."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        _session(collector.config).failures.append(_collect_error(str(collector.path), str(report.longrepr)))
+    return report
+
+
+def _collect_error(path: str, text: str) -> str:
+    """Return ``path:line: the error`` from pytest's text of a collection error (the last frame in ``path`` gives the line)."""
+    lines = [ln.removeprefix("E").strip() for ln in text.splitlines() if ln.strip()]
+    where = [int(m.group(1)) for ln in lines for m in [re.search(r'File "' + re.escape(path) + r'", line (\d+)', ln)] if m]
+    where += [int(m.group(1)) for ln in lines for m in [re.search(re.escape(path) + r":(\d+)", ln)] if m]
+    error = next((ln for ln in reversed(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln)), lines[-1] if lines else "error")
+    return f"gate file {path}{f':{where[-1]}' if where else ''} failed to load: {error}"
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m have deselected: shards split what is left

@@ -46,6 +46,8 @@ class Policy:
     underpowered_blocks: bool = False
     holm: bool = False
     level: float = 0.95
+    min_gates: int = 1
+    """Gates that must have run for a verdict (a run whose every gate was skipped decided nothing)."""
 
     @classmethod
     def from_config(cls, config: Config) -> Policy:
@@ -53,7 +55,7 @@ class Policy:
         return cls(error_tolerance=config.generation.error_tolerance,
                    insufficient_blocks=config.stats.insufficient_evidence == "block",
                    on_contaminated=config.contamination.on_contaminated, underpowered_blocks=config.stats.underpowered == "block",
-                   holm=config.stats.holm, level=config.stats.level)
+                   holm=config.stats.holm, level=config.stats.level, min_gates=config.min_gates)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,11 @@ def _incomplete(ev: Evidence, policy: Policy) -> list[str]:
     reasons += [f"gate {g.name} could not be evaluated: {_first_line(g.message) or 'error'}" for g in ev.gates if g.outcome == "error"]
     if ev.shard is None and not _evaluated(ev) and not reasons:
         reasons.append("no case was evaluated")
+    ran = sum(g.outcome != "skipped" for g in ev.gates)
+    if ev.shard is None and ran < policy.min_gates:
+        skipped = sum(g.outcome == "skipped" for g in ev.gates)
+        reasons.append(f"{ran} gate(s) ran, {skipped} skipped: at least {policy.min_gates} must run for a verdict (min_gates in "
+                       "mergegate.yaml; 0 lets the cases alone decide)")
     return reasons
 
 

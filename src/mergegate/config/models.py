@@ -213,6 +213,8 @@ class Config(_Strict):
     format: Literal[1] = CONFIG_FORMAT
     suites_dir: str = "eval_suites"
     gates_dir: str = "gates"
+    min_gates: int = Field(default=1, ge=0, le=100_000, description="Gates that must run (pass, fail or lack evidence) for a verdict: "
+                           "fewer, e.g. every gate skipped, is INCOMPLETE. 0 lets cases alone decide.")
     output_dir: str = "results"
     models: dict[Literal["candidate", "baseline"], ModelSpec]
     generation: GenerationOptions = Field(default_factory=GenerationOptions)

@@ -116,6 +116,14 @@ def install_audit_hook(root: str) -> None:
 
 def main() -> int:
     opts = json.loads(sys.argv[1])
+    # The program runs as a module would be imported: its own argv, an empty stdin (after the token line) and
+    # __name__ "solution", so a `if __name__ == "__main__":` block does not run (and cannot read our options).
+    token = sys.stdin.readline().strip()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.argv = ["solution.py"]
+    done_fd = opts["done_fd"]
     with open("solution.py", encoding="utf-8") as f:
         solution = f.read()
     with open("tests.py", encoding="utf-8") as f:
@@ -130,10 +138,11 @@ def main() -> int:
     forbid_processes()
     if opts.get("audit_hook", True):
         install_audit_hook(os.getcwd())
-    namespace: dict = {"__name__": "__main__"}
+    namespace: dict = {"__name__": "solution"}
     try:
         exec(code, namespace)
         exec(test_code, namespace)
+        os.write(done_fd, token.encode())  # only reached when the tests ran to their end
     except SandboxViolation as exc:
         print(f"SandboxViolation: {exc}", file=sys.stderr)
         return BLOCKED

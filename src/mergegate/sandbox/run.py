@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -84,41 +85,78 @@ def run_python(program: str, tests: str, limits: SandboxLimits = SandboxLimits()
         shutil.copyfile(_CHILD, work / "_sandbox_child.py")
         opts = {"cpu_s": max(1, int(limits.timeout_s + 0.999)), "memory_mb": limits.memory_mb, "output_kb": limits.output_kb,
                 "audit_hook": limits.audit_hook}
-        cmd = [sys.executable, "-I", "-B", "-X", "utf8", "_sandbox_child.py", json.dumps(opts)]
+        cmd = [sys.executable, "-I", "-B", "-X", "utf8", "_sandbox_child.py", _OPTS_PLACEHOLDER]
         if mode == "namespaces":
             cmd = [*_NAMESPACES, *cmd]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
+        # A pass needs more than exit 0: after the tests ran to their end, the child writes this run's token to a
+        # pipe only it holds. A program that exits early (os._exit(0), sys.exit(0)) never sends it.
+        token = secrets.token_hex(16)
+        done_read, done_write = os.pipe()
+        cmd[cmd.index(_OPTS_PLACEHOLDER)] = json.dumps({**opts, "done_fd": done_write})
         started = time.perf_counter()
         timed_out = False
-        with open(logs / "out", "wb") as out, open(logs / "err", "wb") as err:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True)
-            try:
-                # the child's own start-up is included; a little slack over the limit before the kill
-                proc.wait(timeout=limits.timeout_s + 2.0)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
-                proc.wait()
+        try:
+            with open(logs / "out", "wb") as out, open(logs / "err", "wb") as err:
+                proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                        start_new_session=True, pass_fds=(done_write,))
+                os.close(done_write)
+                _send_token(proc, token)
+                try:
+                    # the child's own start-up is included; a little slack over the limit before the kill
+                    proc.wait(timeout=limits.timeout_s + 2.0)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                finally:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
+                    proc.wait()
+            completed = _read_all(done_read) == token.encode()
+        finally:
+            os.close(done_read)
         duration = time.perf_counter() - started
         cap = limits.output_kb * 1024
         stdout = (logs / "out").read_bytes()[:cap].decode("utf-8", "replace")
         stderr = (logs / "err").read_bytes()[:cap].decode("utf-8", "replace")
-        return _classify(proc.returncode, timed_out, stdout, stderr, duration, mode, limits)
+        return _classify(proc.returncode, timed_out, stdout, stderr, duration, mode, limits, completed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(logs, ignore_errors=True)
 
 
+_OPTS_PLACEHOLDER = "<options>"
+
+
+def _send_token(proc: subprocess.Popen, token: str) -> None:
+    """Give the child its completion token on stdin (it reads one line, then stdin is empty for the program)."""
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, OSError):  # a child that died at once: classified by its exit
+        proc.stdin.write(token.encode() + b"\n")
+    with contextlib.suppress(BrokenPipeError, OSError):
+        proc.stdin.close()
+
+
+def _read_all(fd: int, limit: int = 4096) -> bytes:
+    """Return what was written to the pipe ``fd`` (every writer is gone by now, so this ends)."""
+    chunks: list[bytes] = []
+    while sum(map(len, chunks)) < limit:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _classify(code: int, timed_out: bool, stdout: str, stderr: str, duration: float, mode: str,
-              limits: SandboxLimits) -> SandboxResult:
+              limits: SandboxLimits, completed: bool = True) -> SandboxResult:
     def result(failure: Optional[FailureKind], detail: str) -> SandboxResult:
         return SandboxResult(failure is None, failure, detail, stdout, stderr, duration, mode)
 
     if timed_out:
         return result("timeout", f"timeout: still running after {limits.timeout_s:g} s; killed")
+    if code == 0 and not completed:
+        return result("runtime_error", "the program ended the process before its tests completed (exit 0 without the "
+                                       "harness's completion signal)")
     if code == 0:
         return result(None, "tests passed")
     if code in _BY_CODE:

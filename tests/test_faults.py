@@ -33,6 +33,14 @@ class FaultServer:
             def log_message(self, *a):
                 pass
 
+            def do_GET(self):  # readiness: GET /v1/models
+                body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 outer.hits += 1
@@ -45,6 +53,10 @@ class FaultServer:
                     body, status, headers = json.dumps(_completion()).encode(), 200, {}
                 elif action == "malformed":
                     body, status, headers = b"{not json", 200, {}
+                elif action == "length":  # half an answer: cut off at max_tokens
+                    done = _completion("o")
+                    done["choices"][0]["finish_reason"] = "length"
+                    body, status, headers = json.dumps(done).encode(), 200, {}
                 elif action == "null":
                     done = _completion()
                     done["choices"][0]["message"]["content"] = None
@@ -155,3 +167,52 @@ def test_a_null_answer_is_a_failed_request_never_a_cached_success(fault_server, 
     out, stats = generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)  # the server is healthy again
     assert out[("candidate", "s", "c0")].text == "ok" and stats.errors == 0 and len(cache) == 1
     cache.close()
+
+
+def _project(root, url, extra="", generation="{max_retries: 0}"):
+    import textwrap
+
+    (root / "eval_suites").mkdir()
+    (root / "gates").mkdir()
+    (root / "eval_suites" / "s.yaml").write_text(textwrap.dedent("""\
+        name: s
+        cases:
+          - {id: a, prompt: say o, blocking: true, checks: [{type: contains, value: o}]}
+          - {id: b, prompt: say o again, checks: [{type: contains, value: o}]}
+        """))
+    (root / "gates" / "test_gate.py").write_text("def test_the_run_has_cases(results):\n    assert results.run.cases\n")
+    (root / "mergegate.yaml").write_text(textwrap.dedent(f"""\
+        models:
+          candidate: {{engine: external, model: m, base_url: "{url}"}}
+          baseline: {{engine: external, model: m, base_url: "{url}"}}
+        cache: {{enabled: false}}
+        generation: {generation}
+        """) + extra)
+    return root
+
+
+def _run(root):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "run", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    return done, json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.mark.parametrize("fault_server", [["length"] * 4], indirect=True)
+def test_truncated_answers_fail_their_cases_and_are_reported(fault_server, tmp_path):
+    done, run = _run(_project(tmp_path, fault_server.url))
+    assert done.returncode == 1 and run["verdict"] == "NO-GO", done.stdout[-2000:]
+    assert "blocking case failed: s::a" in run["reasons"]
+    assert any("2 candidate and 2 baseline answer(s) of 2 were cut off at max_tokens" in r for r in run["reasons"])
+    assert run["suites"][0]["truncated"] == {"candidate": 2, "baseline": 2}
+    failed = [c for c in run["cases"][0]["candidate"]["checks"] if c["passed"] is False]
+    assert failed and failed[0]["type"] == "truncated" and "max_tokens" in failed[0]["detail"]
+
+
+@pytest.mark.parametrize("fault_server", [["length"] * 4], indirect=True)
+def test_truncation_allowed_is_scored_but_never_silent(fault_server, tmp_path):
+    done, run = _run(_project(tmp_path, fault_server.url, generation="{max_retries: 0, truncated: allow}"))
+    assert done.returncode == 0 and run["verdict"] == "GO", done.stdout[-2000:]  # "o" contains "o": scored as it is
+    assert any("were cut off at max_tokens: scored as they are (generation.truncated: allow)" in r for r in run["reasons"])

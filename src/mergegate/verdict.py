@@ -47,6 +47,8 @@ class Policy:
     holm: bool = False
     level: float = 0.95
     min_gates: int = 1
+    truncated: str = "fail"
+    """``generation.truncated``: whether an answer cut off at max_tokens failed its case ("fail") or was scored ("allow")."""
     """Gates that must have run for a verdict (a run whose every gate was skipped decided nothing)."""
 
     @classmethod
@@ -55,7 +57,8 @@ class Policy:
         return cls(error_tolerance=config.generation.error_tolerance,
                    insufficient_blocks=config.stats.insufficient_evidence == "block",
                    on_contaminated=config.contamination.on_contaminated, underpowered_blocks=config.stats.underpowered == "block",
-                   holm=config.stats.holm, level=config.stats.level, min_gates=config.min_gates)
+                   holm=config.stats.holm, level=config.stats.level, min_gates=config.min_gates,
+                   truncated=config.generation.truncated)
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,22 @@ def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
     nf = ev.noise_floor
     noise = ([f"A/A run (--aa): {nf.differing} of {nf.cases} case(s) got two different answers from the same config "
               f"({nf.share:.1%}), {nf.passed_differently} pass on one side only: the noise floor of this engine"] if nf else [])
+    notes = excluded + noise + _truncation(ev, policy)
     no_go = _blocking(ev, policy)
     if no_go:
-        return Verdict("NO-GO", tuple(no_go + excluded + noise))
-    return Verdict("GO", tuple(_passing(ev) + excluded + noise))
+        return Verdict("NO-GO", tuple(no_go + notes))
+    return Verdict("GO", tuple(_passing(ev) + notes))
+
+
+def _truncation(ev: Evidence, policy: Policy) -> list[str]:
+    """Return the note on answers cut off at max_tokens (never silent: half an answer can pass a check)."""
+    cut = {role: sum(getattr(c, role).generation.finish_reason == "length" for c in ev.cases) for role in ("candidate", "baseline")}
+    if not any(cut.values()):
+        return []
+    effect = "their cases failed (generation.truncated: fail)" if policy.truncated == "fail" else \
+        "scored as they are (generation.truncated: allow)"
+    return [f"{cut['candidate']} candidate and {cut['baseline']} baseline answer(s) of {len(ev.cases)} were cut off at max_tokens: "
+            f"{effect}; raise max_tokens or shorten the expected answers"]
 
 
 def _evaluated(ev: Evidence) -> int:

@@ -163,7 +163,8 @@ def check(
         if kind == "score":
             fields["threshold"] = (
                 Optional[float],
-                Field(default=None, description="Pass when the score is at least this; omit to only report the score."),
+                Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                      description="Pass when the score (in [0, 1]) is at least this; omit to only report the score."),
             )
         model = create_model(f"{_camel(name)}Check", __base__=CheckSpecBase, **fields)
         model.__doc__ = (fn.__doc__ or name).strip()

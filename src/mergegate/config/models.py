@@ -95,11 +95,14 @@ class GenerationOptions(_Strict):
     """How requests are sent."""
 
     concurrency: int = Field(default=8, ge=1, le=1024, description="Requests in flight per server (roles on one endpoint share them).")
-    timeout_s: float = Field(default=300.0, gt=0, description="Per-request timeout.")
-    max_retries: int = Field(default=3, ge=0, description="Retries on 429, 5xx, timeouts and connection errors.")
-    backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles each retry.")
-    error_tolerance: int = Field(default=0, ge=0, description="Failed requests allowed before the run is INCOMPLETE.")
-    server_start_timeout_s: float = Field(default=600.0, gt=0)
+    timeout_s: float = Field(default=300.0, gt=0, le=86_400, allow_inf_nan=False, description="Per-request timeout.")
+    max_retries: int = Field(default=3, ge=0, le=100, description="Retries on 429, 5xx, timeouts and connection errors.")
+    backoff_s: float = Field(default=0.5, ge=0, le=3600, allow_inf_nan=False, description="First retry delay; doubles each retry.")
+    error_tolerance: int = Field(default=0, ge=0, le=10_000_000, description="Failed requests allowed before the run is INCOMPLETE.")
+    server_start_timeout_s: float = Field(default=600.0, gt=0, le=86_400, allow_inf_nan=False)
+    truncated: Literal["fail", "allow"] = Field(
+        default="fail", description="An answer cut off at max_tokens (finish_reason 'length'): 'fail' fails its case (the report says "
+        "why); 'allow' scores it as it is. Either way the report counts truncated answers per model and suite.")
 
 
 class CacheOptions(_Strict):

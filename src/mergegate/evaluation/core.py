@@ -118,7 +118,8 @@ class Evaluation:
             fleet.stop()
         clock = time.perf_counter()
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
-        self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated)
+        self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated,
+                                 cfg.generation.truncated)
         self._lap("score", clock)
         self._assembled = None
         return self.cases

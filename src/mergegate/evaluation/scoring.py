@@ -19,14 +19,24 @@ ResponseKey = tuple
 Judgements = dict[tuple[str, str, int, str], dict]
 
 
-def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Optional[dict[int, dict]] = None) -> SideResult:
+#: The pseudo-check a truncated answer fails under ``generation.truncated: fail`` (no score: it never moves a metric's mean).
+TRUNCATED = "truncated"
+
+
+def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Optional[dict[int, dict]] = None,
+               truncated: str = "fail") -> SideResult:
     """Return one model's :class:`SideResult` on ``case``: every check run on ``gen``.
 
     ``judgements[check_index]``: the judge's verdict for each judge check of the
     case, for this side. A failed generation fails every check with score 0
-    (fail closed: an error never raises a mean).
+    (fail closed: an error never raises a mean). An answer cut off at
+    max_tokens fails the case too when ``truncated`` is "fail": half an answer
+    can pass a ``contains`` or score-only check, and must not pass silently.
     """
     results: list[CheckResult] = []
+    if gen.finish_reason == "length" and not gen.error and truncated == "fail":
+        results.append(CheckResult(type=TRUNCATED, metric=TRUNCATED, score=None, passed=False,
+                                   detail="the answer was cut off at max_tokens (finish_reason 'length'; generation.truncated: fail)"))
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
                        case_id=case.id, prompt=case.input_text, tool_calls=gen.tool_calls)
     for index, (spec, prepared) in enumerate(zip(case.checks, suite.prepared[case.id], strict=True)):
@@ -59,7 +69,7 @@ def _generation(responses: dict[ResponseKey, Response], role: str, ls: LoadedSui
 
 
 def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[ResponseKey, Response], judgements: Judgements,
-                contaminated: Optional[set[tuple[str, str]]]) -> list[CaseResult]:
+                contaminated: Optional[set[tuple[str, str]]], truncated: str = "fail") -> list[CaseResult]:
     """Return a :class:`CaseResult` per selected case, both sides scored; ``responses`` is consumed (emptied of theirs).
 
     ``contaminated``: the (suite, case id) pairs found in training data, or None
@@ -71,7 +81,7 @@ def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[Re
         for role in ROLES:
             mine = {i: judgements[(ls.name, case.id, i, role)] for i in range(len(case.checks))
                     if (ls.name, case.id, i, role) in judgements}
-            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine)
+            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine, truncated)
         flagged = None if contaminated is None else (ls.name, case.id) in contaminated
         cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,
                                 contaminated=flagged, input=case.input_text, reference=case.reference,

@@ -139,6 +139,7 @@ def summarize(cases: Iterable[CaseResult], stats: Any = None, population: Option
         latency_ms={q: Comparison(name=f"latency_{q}", candidate=lat["candidate"][q], baseline=lat["baseline"][q], n=len(cases))
                     for q in ("p50", "p95", "p99", "mean")},
         errors={role: sum(1 for s in sides[role] if s.generation.error) for role in ROLES},
+        truncated={role: sum(1 for s in sides[role] if s.generation.finish_reason == "length") for role in ROLES},
         regressions=sum(c.regressed for c in cases),
         improvements=sum(c.improved for c in cases),
         **_group_metrics(cases),

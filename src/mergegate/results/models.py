@@ -187,6 +187,7 @@ class GroupSummary(_Model):
                                            description="Mean score per metric; classification adds macro_f1 and extraction_failure_rate.")
     latency_ms: dict[str, Comparison] = Field(default_factory=dict, description="p50, p95, p99 and mean.")
     errors: dict[str, int] = Field(default_factory=dict, description="Failed requests per role.")
+    truncated: dict[str, int] = Field(default_factory=dict, description="Answers cut off at max_tokens (finish_reason 'length') per role.")
     regressions: int = 0
     improvements: int = 0
     pairwise: Optional[PairwiseSummary] = Field(default=None, description="Present when cases have a pairwise check.")

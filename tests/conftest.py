@@ -108,6 +108,7 @@ class LlamaServer:
                 sampling: {{temperature: 0, seed: 0, max_tokens: 48}}
             generation: {{concurrency: 4, max_retries: 1, backoff_s: 0.1}}
             cache: {{path: {cache_path}}}
+            min_gates: 0  # most test projects have no gate folder: their cases decide (min_gates has its own tests)
             """) + judge + extra
 
 

@@ -216,3 +216,31 @@ def test_truncation_allowed_is_scored_but_never_silent(fault_server, tmp_path):
     done, run = _run(_project(tmp_path, fault_server.url, generation="{max_retries: 0, truncated: allow}"))
     assert done.returncode == 0 and run["verdict"] == "GO", done.stdout[-2000:]  # "o" contains "o": scored as it is
     assert any("were cut off at max_tokens: scored as they are (generation.truncated: allow)" in r for r in run["reasons"])
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+def test_a_gate_that_ends_the_session_early_never_gives_go(fault_server, tmp_path):
+    root = _project(tmp_path, fault_server.url)
+    (root / "gates" / "test_a_quitter.py").write_text("import pytest\n\ndef test_quit(results):\n    pytest.exit('bye', returncode=0)\n")
+    done, run = _run(root)
+    assert done.returncode == 2 and run["verdict"] == "INCOMPLETE", done.stdout[-2000:]
+    assert any("ended early" in r and "bye" in r for r in run["reasons"])
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+def test_a_gate_file_with_a_syntax_error_is_named_with_its_line(fault_server, tmp_path):
+    root = _project(tmp_path, fault_server.url)
+    bad = root / "gates" / "test_broken.py"
+    bad.write_text("def test_ok(results):\n    assert True\n\ndef test_bad(results:\n    pass\n")
+    done, run = _run(root)
+    assert done.returncode == 2 and run["verdict"] == "INCOMPLETE"
+    assert any(r.startswith(f"gate file {bad}:4 failed to load: SyntaxError") for r in run["reasons"]), run["reasons"]
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+def test_a_run_whose_every_gate_was_skipped_is_incomplete(fault_server, tmp_path):
+    root = _project(tmp_path, fault_server.url)
+    (root / "gates" / "test_gate.py").write_text("import pytest\n\ndef test_skipped(results):\n    pytest.skip('not today')\n")
+    done, run = _run(root)
+    assert done.returncode == 2 and run["verdict"] == "INCOMPLETE"
+    assert any("0 gate(s) ran, 1 skipped" in r for r in run["reasons"]), run["reasons"]

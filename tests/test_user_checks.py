@@ -128,7 +128,7 @@ def test_builtin_metrics_come_from_their_checks_declarations():
 
 def test_a_user_check_is_scored_on_the_real_server_and_its_metric_summarised(tmp_path, llama):
     root = _project(tmp_path)
-    (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=root / "cache.sqlite") + "checks: [team_checks]\nmin_gates: 0\n")
+    (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=root / "cache.sqlite") + "checks: [team_checks]\n")
     done = _mergegate("run", "--root", str(root), cwd=root)
     assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]  # a complete run: GO or NO-GO
     run = json.loads((root / "results" / "results.json").read_text())

@@ -238,6 +238,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         _session(item.config).record(report, raised=raised, insufficient=insufficient)
 
 
+@pytest.hookimpl(wrapper=True, specname="pytest_runtestloop")
+def pytest_runtestloop_ended_early(session: pytest.Session) -> Any:
+    """Ctrl-C, or ``pytest.exit()`` from a gate (even with returncode 0): the gates after it never ran, so never GO."""
+    try:
+        return (yield)
+    except (pytest.exit.Exception, KeyboardInterrupt) as exc:
+        _session(session.config).failures.append(f"the pytest session was ended early ({type(exc).__name__}: {exc}); "
+                                                 "the tests after that point never ran")
+        raise
+
+
 @pytest.hookimpl(tryfirst=True)  # before junit's writer: each then reuses the memory the other freed
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ms = _session(session.config)
@@ -245,7 +256,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ms.active = False  # listing tests evaluates nothing and decides nothing
         return
     # INTERRUPTED: Ctrl-C or a collection error (a broken suite or gate file): never GO.
-    code = _session(session.config).finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    code = ms.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if code is not None:
         session.exitstatus = code
 

@@ -83,7 +83,8 @@ class Evidence:
 def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
     """Return the verdict for ``ev`` under ``policy``.
 
-    INCOMPLETE when anything kept the evaluation from completing (never GO);
+    INCOMPLETE when anything kept the evaluation from completing, or when
+    nothing blocked but fewer than ``min_gates`` gates ran (never GO);
     NO-GO when a gate or a blocking case failed, or a gate lacked evidence under
     ``insufficient_evidence: block``, or contaminated cases under ``on_contaminated: fail``;
     GO otherwise. A shard's complete run is PENDING: its gates run at merge.
@@ -103,6 +104,9 @@ def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
     no_go = _blocking(ev, policy)
     if no_go:
         return Verdict("NO-GO", tuple(no_go + notes))
+    too_few = _too_few_gates(ev, policy)  # what blocks needs no gate; a GO does
+    if too_few:
+        return Verdict("INCOMPLETE", tuple(too_few + notes))
     return Verdict("GO", tuple(_passing(ev) + notes))
 
 
@@ -129,12 +133,17 @@ def _incomplete(ev: Evidence, policy: Policy) -> list[str]:
     reasons += [f"gate {g.name} could not be evaluated: {_first_line(g.message) or 'error'}" for g in ev.gates if g.outcome == "error"]
     if ev.shard is None and not _evaluated(ev) and not reasons:
         reasons.append("no case was evaluated")
-    ran = sum(g.outcome != "skipped" for g in ev.gates)
-    if ev.shard is None and ran < policy.min_gates:
-        skipped = sum(g.outcome == "skipped" for g in ev.gates)
-        reasons.append(f"{ran} gate(s) ran, {skipped} skipped: at least {policy.min_gates} must run for a verdict (min_gates in "
-                       "mergegate.yaml; 0 lets the cases alone decide)")
     return reasons
+
+
+def _too_few_gates(ev: Evidence, policy: Policy) -> list[str]:
+    """Return why a run that nothing blocked still cannot be GO: fewer gates ran than ``min_gates`` (every one skipped, say)."""
+    ran = sum(g.outcome != "skipped" for g in ev.gates)
+    if ran >= policy.min_gates:
+        return []
+    skipped = sum(g.outcome == "skipped" for g in ev.gates)
+    return [f"{ran} gate(s) ran, {skipped} skipped: at least {policy.min_gates} must run for a GO (min_gates in mergegate.yaml; "
+            "0 lets the cases alone decide)"]
 
 
 def _blocking(ev: Evidence, policy: Policy) -> list[str]:

@@ -34,9 +34,6 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
     can pass a ``contains`` or score-only check, and must not pass silently.
     """
     results: list[CheckResult] = []
-    if gen.finish_reason == "length" and not gen.error and truncated == "fail":
-        results.append(CheckResult(type=TRUNCATED, metric=TRUNCATED, score=None, passed=False,
-                                   detail="the answer was cut off at max_tokens (finish_reason 'length'; generation.truncated: fail)"))
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
                        case_id=case.id, prompt=case.input_text, tool_calls=gen.tool_calls)
     for index, (spec, prepared) in enumerate(zip(case.checks, suite.prepared[case.id], strict=True)):
@@ -53,6 +50,9 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
         out = run_check(spec, ctx, prepared)
         results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=out.score, passed=out.passed,
                                    detail=out.detail, extra=out.extra))
+    if gen.finish_reason == "length" and not gen.error and truncated == "fail":  # after the case's own checks: their indices hold
+        results.append(CheckResult(type=TRUNCATED, metric=TRUNCATED, score=None, passed=False,
+                                   detail="the answer was cut off at max_tokens (finish_reason 'length'; generation.truncated: fail)"))
     gated_results = [r.passed for r in results if r.passed is not None]
     passed = None if not gated_results else (all(gated_results) and not gen.error)
     return SideResult(generation=gen, checks=results, passed=passed)

@@ -1,6 +1,7 @@
 """A team's own check types: registered from a ``checks:`` module, accepted by validation, scored, summarised by their own metrics."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -138,3 +139,25 @@ def test_a_user_check_is_scored_on_the_real_server_and_its_metric_summarised(tmp
         first = (case[role]["generation"]["text"].split() or [""])[0].strip(".,!").lower()
         assert chk["type"] == "starts_with_word" and chk["passed"] is (first == "yes")
         assert run["suites"][0]["metrics"]["yes_share"][role] == float(first == "yes")
+
+
+def test_a_check_from_an_installed_plugin_s_entry_point_validates(tmp_path):
+    """A package that declares ``[mergegate.checks]`` in its entry points: its checks load with the config."""
+    site = tmp_path / "site"
+    (site / "team_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "team_plugin.py").write_text(TEAM_CHECKS)
+    (site / "team_plugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: team-plugin\nVersion: 1.0\n")
+    (site / "team_plugin-1.0.dist-info" / "entry_points.txt").write_text("[mergegate.checks]\nteam = team_plugin\n")
+    (tmp_path / "project").mkdir()
+    root = _project(tmp_path / "project", config_extra="")
+    (root / "team_checks.py").unlink()  # only the installed plugin provides the check
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "validate", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    # a plugin that fails to load is one line naming it
+    (site / "team_plugin.py").write_text("raise ImportError('missing dependency')\n")
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "validate", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "check plugin 'team'" in done.stderr and "missing dependency" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,6 +10,23 @@ cd "$(dirname "$0")/.."
 # and on any other machine that reuses pip's cached wheel.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 PY="${PYTHON:-python3}"
+# bubblewrap: the code_tests sandbox's strong backend (README, "Running model code"). A system package, so
+# installed only where that is possible without a prompt (root, or passwordless sudo, and apt-get); otherwise
+# the sandbox falls back to unshare namespaces or rlimits alone, and says which in every result.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif sudo -n true 2>/dev/null; then as_root=(sudo -n); else as_root=(false); fi
+  if [ "${as_root[0]:-}" != false ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { "${as_root[@]}" apt-get update -qq >/dev/null 2>&1 && "${as_root[@]}" apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+      || true
+  fi
+fi
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "bootstrap: bubblewrap (bwrap) is not installed and could not be (needs apt-get and root or passwordless sudo): code_tests will use the weaker fallback sandbox" >&2
+elif ! bwrap --ro-bind / / --unshare-all --unshare-user --die-with-parent true >/dev/null 2>&1; then
+  echo "bootstrap: bwrap cannot create user namespaces here (Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0 allows it): code_tests will use the weaker fallback sandbox" >&2
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.mergegate-install
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"

@@ -3,10 +3,13 @@
 Not a general Actions emulator: just enough for a rehearsal of the PR flow.
 It evaluates the ``${{ }}`` expressions our workflows use (contexts, ``==``,
 ``!=``, ``&&``, ``||``, ``!``, ``fromJSON``, ``contains``, ``hashFiles``,
-status functions), expands matrices, runs every ``run:`` step with bash
-exactly as written, and stands in for the few actions we use (checkout,
-setup-python, cache, upload/download-artifact). An unknown action or
-expression fails the rehearsal instead of being skipped.
+status functions, with GitHub's implicit ``success() &&`` on an ``if:`` that
+calls none), passes job outputs along ``needs``, expands matrices, runs every
+``run:`` step with bash exactly as written, and stands in for the few actions
+we use (checkout, setup-python, cache, upload/download-artifact). An unknown
+action or expression fails the rehearsal instead of being skipped. Jobs that
+cannot run here (the GPU shards) can be stubbed: their ``if:`` is still
+evaluated, only their steps are replaced by a given result.
 """
 
 from __future__ import annotations
@@ -149,6 +152,21 @@ class _Parser:
         raise ExprError(f"function {name}() is not supported here")
 
 
+_STATUS_CALL = re.compile(r"\b(?:success|failure|always|cancelled)\s*\(")
+
+
+def condition(expr: Any) -> Any:
+    """Return a job's or step's ``if:`` as GitHub evaluates it: without a status function it means ``success() && (...)``."""
+    if expr is None:
+        return "success()"
+    if isinstance(expr, bool) or _STATUS_CALL.search(str(expr)):
+        return expr
+    text = str(expr).strip()
+    if text.startswith("${{") and text.endswith("}}") and text.count("${{") == 1:
+        text = text[3:-2]
+    return f"success() && ({text})"
+
+
 def evaluate(expr: Any, ctx: dict[str, Any]) -> Any:
     """Return the value of an ``if:`` (bare or wrapped in ``${{ }}``)."""
     if isinstance(expr, bool):
@@ -183,6 +201,7 @@ class StepRun:
     outcome: str  # success | failure | skipped
     exit_code: Optional[int] = None
     output: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)  # what the step wrote to GITHUB_OUTPUT
 
 
 @dataclass
@@ -195,6 +214,7 @@ class JobRun:
     steps: list[StepRun] = field(default_factory=list)
     runs_on: Any = None
     summary: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)  # the job's `outputs:`, as `needs.<job>.outputs` sees them
 
     def step(self, step_id: str) -> StepRun:
         return next(s for s in self.steps if s.id == step_id)
@@ -208,12 +228,17 @@ class LocalRunner:
     work: Path  # scratch space for workspaces
     env: dict[str, str]  # the runner's environment (PATH, GITHUB_API_URL, ...)
     skip_steps: set[str] = field(default_factory=set)  # step ids not to run (e.g. installs done already)
+    caches: dict[str, Path] = field(default_factory=dict)  # actions/cache: a cached path of the workspace → the runner's copy
     artifacts: dict[str, dict[str, Path]] = field(default_factory=dict)
     _n: itertools.count = field(default_factory=itertools.count)
 
     def run_workflow(self, workflow: Path, event_name: str, payload: dict, run_id: str, sha: str, ref: str,
-                     repository: str = "acme/models", token: str = "", vars: Optional[dict] = None) -> dict[str, list[JobRun]]:
-        """Run every job of ``workflow`` for one event, in ``needs`` order; return the legs per job."""
+                     repository: str = "acme/models", token: str = "", vars: Optional[dict] = None,
+                     stubs: Optional[dict[str, str]] = None) -> dict[str, list[JobRun]]:
+        """Run every job of ``workflow`` for one event, in ``needs`` order; return the legs per job.
+
+        ``stubs`` maps a job to the result its legs report without running their steps (when its ``if:`` lets it run).
+        """
         wf = yaml.safe_load(workflow.read_text())
         results: dict[str, list[JobRun]] = {}
         event_path = self.work / f"event-{run_id}.json"
@@ -225,7 +250,7 @@ class LocalRunner:
             name = next(j for j in pending if all(n in results for n in _list(wf["jobs"][j].get("needs"))))
             pending.remove(name)
             job = wf["jobs"][name]
-            needs = {n: {"result": _combined(results[n])} for n in _list(job.get("needs"))}
+            needs = {n: {"result": _combined(results[n]), "outputs": _outputs(results[n])} for n in _list(job.get("needs"))}
             ctx = {"github": github, "vars": vars or {}, "needs": needs, "env": dict(wf.get("env") or {}), "runner": {"os": "Linux"}}
             legs = _matrix(job)
             runs = []
@@ -233,9 +258,11 @@ class LocalRunner:
                 leg_ctx = {**ctx, "matrix": matrix, "strategy": {"job-index": index, "job-total": len(legs)}}
                 status_ok = all(n["result"] == "success" for n in needs.values())
                 leg_ctx["__status__"] = "success" if status_ok else "failure"
-                cond = job.get("if", "success()")
-                if not _truthy(evaluate(cond, leg_ctx)):
+                if not _truthy(evaluate(condition(job.get("if")), leg_ctx)):
                     runs.append(JobRun(name, matrix, "skipped"))
+                    continue
+                if stubs and name in stubs:
+                    runs.append(JobRun(name, matrix, stubs[name]))
                     continue
                 runs.append(self._run_job(wf, name, job, leg_ctx, event_path, run_id, sha, ref, repository))
             results[name] = runs
@@ -264,7 +291,7 @@ class LocalRunner:
             sid = step.get("id")
             label = step.get("name") or step.get("uses") or step.get("run", "")[:40]
             ctx["__status__"] = "failure" if failed else "success"
-            if sid in self.skip_steps or not _truthy(evaluate(step.get("if", "success()"), ctx)):
+            if sid in self.skip_steps or not _truthy(evaluate(condition(step.get("if")), ctx)):
                 run.steps.append(StepRun(sid, label, "skipped"))
                 if sid:
                     steps_ctx[sid] = {"outcome": "skipped", "conclusion": "skipped", "outputs": {}}
@@ -281,7 +308,7 @@ class LocalRunner:
                 code, out = self._action(step["uses"], {k: substitute(v, ctx) for k, v in (step.get("with") or {}).items()}, ws, run_id)
             outcome = "success" if code == 0 else "failure"
             outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line)
-            run.steps.append(StepRun(sid, label, outcome, code, out))
+            run.steps.append(StepRun(sid, label, outcome, code, out, outputs))
             if sid:
                 conclusion = "success" if step.get("continue-on-error") else outcome
                 steps_ctx[sid] = {"outcome": outcome, "conclusion": conclusion, "outputs": outputs}
@@ -289,6 +316,7 @@ class LocalRunner:
                 failed = True
         run.result = "failure" if failed else "success"
         run.summary = summary.read_text()
+        run.outputs = {k: str(substitute(v, ctx)) for k, v in (job.get("outputs") or {}).items()}
         return run
 
     def _action(self, uses: str, with_: dict[str, Any], ws: Path, run_id: str) -> tuple[int, str]:
@@ -300,8 +328,15 @@ class LocalRunner:
                                        str(ws / with_["path"])], capture_output=True, text=True)
                 return proc.returncode, proc.stderr
             return 0, "workspace already checked out at the event's commit"
-        if action in ("actions/setup-python", "actions/cache"):
-            return 0, f"{action}: the runner's python and caches are used as they are"
+        if action == "actions/cache":  # restore: the runner's copy of each cached path appears in the workspace
+            restored = []
+            for rel in str(with_.get("path", "")).split():
+                if rel in self.caches and not (ws / rel).exists():
+                    (ws / rel).symlink_to(self.caches[rel], target_is_directory=True)
+                    restored.append(rel)
+            return 0, f"{action}: restored {', '.join(restored) or 'nothing'}"
+        if action == "actions/setup-python":
+            return 0, f"{action}: the runner's python is used as it is"
         if action == "actions/upload-artifact":
             src = ws / str(with_["path"])
             store = self.artifacts.setdefault(run_id, {})
@@ -335,10 +370,20 @@ def _list(v: Any) -> list[str]:
     return [] if v is None else [v] if isinstance(v, str) else list(v)
 
 
+def _outputs(legs: list[JobRun]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for leg in legs:  # like GitHub, a matrix's legs write one set of outputs (the last one wins)
+        merged.update(leg.outputs)
+    return merged
+
+
 def _combined(legs: list[JobRun]) -> str:
     if all(r.result == "skipped" for r in legs):
         return "skipped"
-    return "failure" if any(r.result == "failure" for r in legs) else "success"
+    for result in ("failure", "cancelled"):
+        if any(r.result == result for r in legs):
+            return result
+    return "success"
 
 
 def _matrix(job: dict) -> list[dict[str, Any]]:

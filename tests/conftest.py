@@ -166,7 +166,11 @@ def make_demo_project(root: Path, llama: LlamaServer, cache: Path) -> Path:
     repo = Path(__file__).resolve().parents[1]
     shutil.copytree(repo / "eval_suites", root / "eval_suites")
     shutil.copytree(repo / "gates", root / "gates")
-    (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=cache))
+    # the shared cache, reached through a link inside the project (a config's cache.path may not leave the project)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    (root / ".mergegate-cache").symlink_to(cache.parent, target_is_directory=True)
+    (root / ".gitignore").write_text(".mergegate-cache\n")  # as a team's repository has it: the cache is never committed
+    (root / "mergegate.yaml").write_text(llama.config_yaml(cache_path=Path(".mergegate-cache") / cache.name))
     return root
 
 
@@ -179,3 +183,42 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def fault_server(request):
+    """An OpenAI-compatible server that misbehaves on the script given as the test's indirect parameter."""
+    from doubles.fault_api import FaultServer
+
+    srv = FaultServer(getattr(request, "param", []))
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def listener():
+    """A real TCP server on this machine that records whether anything connected: yields (port, hits)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    hits: list[int] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                srv.accept()[0].close()
+                hits.append(1)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield srv.getsockname()[1], hits
+    stop.set()
+    t.join()
+    srv.close()

@@ -115,3 +115,44 @@ def test_yaml_reader_agrees_with_pyyaml_safe_load(text, tmp_path):
     path = tmp_path / "doc.yaml"
     path.write_text(text)
     assert load_yaml(path).data == yaml.safe_load(text)
+
+
+def test_a_schema_ref_is_never_fetched_and_local_refs_work(tmp_path):
+    """A json_schema `$ref` to the network is refused before anything is fetched; refs to files in the suite folder work."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mergegate.checks import REGISTRY, CheckContext, run_check
+
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"type": "object"}')
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/s.json"
+        (tmp_path / "s.yaml").write_text(f'name: s\ncases:\n  - id: a\n    prompt: hi\n    checks:\n'
+                                         f'      - {{type: json_schema, schema: {{$ref: "{url}"}}}}\n')
+        assert main(["validate", "--root", str(tmp_path), str(tmp_path / "s.yaml")]) == 2
+        assert hits == []
+    finally:
+        srv.shutdown()
+    # a relative ref to a file next to the suite, which refers on to another: loaded from the suite folder, and it decides
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "person.json").write_text('{"type": "object", "required": ["name"], '
+                                                   '"properties": {"name": {"$ref": "name.json"}}}')
+    (tmp_path / "defs" / "name.json").write_text('{"type": "string", "minLength": 2}')
+    spec = REGISTRY["json_schema"].spec.model_validate({"type": "json_schema", "schema": {"$ref": "defs/person.json"}})
+    prepared = REGISTRY["json_schema"].prepare(spec, tmp_path)
+    ok = run_check(spec, CheckContext(output='{"name": "Ada"}', reference=None, latency_ms=None, suite_dir=tmp_path), prepared)
+    bad = run_check(spec, CheckContext(output='{"name": "A"}', reference=None, latency_ms=None, suite_dir=tmp_path), prepared)
+    assert ok.passed is True and bad.passed is False and "name" in bad.detail

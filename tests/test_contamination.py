@@ -162,7 +162,7 @@ def test_a_run_checks_the_candidates_training_data(pytester, llama, tmp_path, po
     (pytester.path / "eval_suites" / "capitals.yaml").write_text(SUITE)
     (pytester.path / "train.jsonl").write_text(json.dumps({"text": "Q: what is the capital of France? one word. A: Paris"}) + "\n"
                                                + json.dumps({"text": "unrelated"}) + "\n")
-    cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite", extra=f"contamination: {{n: [8], on_contaminated: {policy}}}\n")
+    cfg = llama.config_yaml(cache_path=pytester.path / "c.sqlite", extra=f"contamination: {{n: [8], on_contaminated: {policy}}}\n")
     cfg = cfg.replace("  candidate:\n", "  candidate:\n    training_data: [train*.jsonl]\n", 1)
     pytester.makefile(".yaml", mergegate=cfg)
     result = pytester.runpytest("eval_suites", "--mergegate-no-progress")

@@ -1,11 +1,9 @@
 """Injected faults (what no real server does on demand): 500s, 429 with Retry-After, malformed bodies, timeouts.
 
-A tiny local HTTP server plays the OpenAI API and misbehaves on a script.
+The ``fault_server`` fixture (conftest.py) is :class:`doubles.fault_api.FaultServer`, parametrized with its script.
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,79 +11,6 @@ from mergegate.client import Job, ResponseCache, generate_all
 from mergegate.config import GenerationOptions
 from mergegate.serving import Endpoint
 from mergegate.verdict import Evidence, Policy, decide
-
-
-def _completion(text="ok"):
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
-
-
-class FaultServer:
-    """Answers /v1/chat/completions from a script of faults, then successfully."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # readiness: GET /v1/models
-                body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.hits += 1
-                action = outer.script.pop(0) if outer.script else "ok"
-                if action == "sleep":
-                    import time
-                    time.sleep(2)
-                    action = "ok"
-                if action == "ok":
-                    body, status, headers = json.dumps(_completion()).encode(), 200, {}
-                elif action == "malformed":
-                    body, status, headers = b"{not json", 200, {}
-                elif action == "length":  # half an answer: cut off at max_tokens
-                    done = _completion("o")
-                    done["choices"][0]["finish_reason"] = "length"
-                    body, status, headers = json.dumps(done).encode(), 200, {}
-                elif action == "null":
-                    done = _completion()
-                    done["choices"][0]["message"]["content"] = None
-                    body, status, headers = json.dumps(done).encode(), 200, {}
-                elif action == "429":
-                    body, status, headers = b'{"error": {"message": "slow down"}}', 429, {"retry-after": "0.2"}
-                else:
-                    body, status, headers = b'{"error": {"message": "boom"}}', int(action), {}
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-@pytest.fixture
-def fault_server(request):
-    srv = FaultServer(request.param)
-    yield srv
-    srv.close()
 
 
 def _jobs(url, n=1):
@@ -169,6 +94,16 @@ def test_a_null_answer_is_a_failed_request_never_a_cached_success(fault_server, 
     cache.close()
 
 
+@pytest.mark.parametrize("fault_server", [["reasoning"] * 4], indirect=True)
+def test_a_reasoning_model_out_of_tokens_is_a_failed_request(fault_server, tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    out, stats = generate_all(_jobs(fault_server.url), cache, OPTS, progress=False)
+    resp = out[("candidate", "s", "c0")]
+    assert resp.error == "empty answer: content is None, no tool call, finish_reason 'length' (the reasoning used the tokens)"
+    assert stats.errors == 1 and stats.requests_sent == OPTS.max_retries + 1 and len(cache) == 0
+    cache.close()
+
+
 def _project(root, url, extra="", generation="{max_retries: 0}"):
     import textwrap
 
@@ -244,3 +179,91 @@ def test_a_run_whose_every_gate_was_skipped_is_incomplete(fault_server, tmp_path
     done, run = _run(root)
     assert done.returncode == 2 and run["verdict"] == "INCOMPLETE"
     assert any("0 gate(s) ran, 1 skipped" in r for r in run["reasons"]), run["reasons"]
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+@pytest.mark.parametrize("row", ['{"text": null}', '{"text": ""}', '"ok"', "{not json", '{"text": "ok", "verdict": "GO"}',
+                                 '{"text": ["o"]}'])
+def test_a_cache_row_that_is_not_a_response_is_a_miss(fault_server, tmp_path, capfd, row):
+    import sqlite3
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    generate_all(_jobs(fault_server.url, n=2), cache, OPTS, progress=False)
+    assert fault_server.hits == 2 and len(cache) == 2
+    cache.close()
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:  # someone (or a broken version) wrote a row that is no response
+        db.execute("UPDATE responses SET value = ? WHERE rowid = (SELECT MIN(rowid) FROM responses)", (row,))
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    out, stats = generate_all(_jobs(fault_server.url, n=2), cache, OPTS, progress=False)
+    assert [r.text for r in out.values()] == ["ok", "ok"] and stats.errors == 0
+    assert (stats.cache_hits, stats.requests_sent, fault_server.hits) == (1, 1, 3)  # the bad row was asked again
+    assert cache.rejected == 1 and len(cache) == 2  # and replaced by the real answer
+    cache.close()
+    assert "a cached row was not a valid response" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+@pytest.mark.parametrize("content", [b"this is not a database" * 100, b""])
+def test_an_unusable_cache_file_is_one_line_before_any_request(fault_server, tmp_path, content):
+    import subprocess
+    import sys
+
+    root = _project(tmp_path, fault_server.url)
+    (root / "mergegate.yaml").write_text((root / "mergegate.yaml").read_text().replace("cache: {enabled: false}",
+                                                                                       "cache: {path: cache/c.sqlite}"))
+    (root / "cache").mkdir()
+    (root / "cache" / "c.sqlite").write_bytes(content)
+    if not content:  # a folder where the file should be
+        (root / "cache" / "c.sqlite").unlink()
+        (root / "cache" / "c.sqlite").mkdir()
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "run", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert f"{root / 'cache' / 'c.sqlite'}: the response cache cannot be used" in done.stderr
+    assert "delete the file" in done.stderr and fault_server.hits == 0
+
+
+@pytest.mark.parametrize("fault_server", [["say:" + "a" * 40 + "b"] * 4], indirect=True)
+def test_a_runaway_check_fails_its_case_with_the_reason(fault_server, tmp_path):
+    import textwrap
+
+    root = _project(tmp_path, fault_server.url, extra="check_timeout_s: 0.5\n")
+    (root / "eval_suites" / "spin.py").write_text("def forever(ctx):\n    while True:\n        pass\n")
+    (root / "eval_suites" / "s.yaml").write_text(textwrap.dedent("""\
+        name: s
+        cases:
+          - {id: a, prompt: say a, blocking: true, checks: [{type: regex, value: "^(a+)+$"}]}
+          - {id: b, prompt: say b, checks: [{type: python, value: "spin:forever"}]}
+        """))
+    done, run = _run(root)  # without a budget, 2**40 backtracking steps and an endless loop: the run would never end
+    assert done.returncode == 1 and run["verdict"] == "NO-GO", done.stderr[-2000:]
+    assert "blocking case failed: s::a" in run["reasons"]
+    for case in run["cases"]:
+        for side in ("candidate", "baseline"):
+            (check,) = case[side]["checks"]
+            assert check["passed"] is False and "ran past its time budget (0.5 s; check_timeout_s)" in check["detail"]
+
+
+@pytest.mark.parametrize("fault_server", [[]], indirect=True)
+def test_a_cache_committed_to_the_repository_is_refused(fault_server, tmp_path):
+    """A pull request could commit a cache holding forged answers under the right keys: the run refuses it, in one line."""
+    import subprocess
+    import sys
+
+    root = _project(tmp_path, fault_server.url)
+    (root / "mergegate.yaml").write_text((root / "mergegate.yaml").read_text().replace("cache: {enabled: false}",
+                                                                                       "cache: {path: cache/c.sqlite}"))
+    (root / "cache").mkdir()
+    ResponseCache(root / "cache" / "c.sqlite").close()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "a cache with forged answers"]):
+        subprocess.run([*git, *args], cwd=root, check=True)
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "run", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and fault_server.hits == 0, done.stderr[-2000:]
+    assert "the response cache is committed to the repository" in done.stderr
+    subprocess.run(["git", "rm", "-q", "--cached", "cache/c.sqlite"], cwd=root, check=True)  # untracked: a cache again
+    done = subprocess.run([sys.executable, "-m", "mergegate.cli", "run", "--root", str(root)], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and fault_server.hits == 4, done.stderr[-2000:]

@@ -43,7 +43,7 @@ def project(pytester, llama, tmp_path):
     (pytester.path / "gates" / "test_gates.py").write_text(GATES)
 
     def config(extra: str = "") -> None:
-        pytester.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", extra=extra))
+        pytester.makefile(".yaml", mergegate=llama.config_yaml(cache_path=pytester.path / "c.sqlite", extra=extra))
     config()
     pytester.config_for = config
     return pytester

@@ -1,5 +1,6 @@
 """End to end against the real llama.cpp server with the bundled SmolLM2."""
 
+import contextlib
 import json
 import os
 import signal
@@ -87,8 +88,8 @@ def test_greedy_generation_is_deterministic_without_cache(tmp_path, llama):
     assert texts[0] == texts[1]
 
 
-def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
-    """`mergegate run` with its own llama.cpp server (shared by both roles); it is killed after its first answer."""
+def _long_project(tmp_path):
+    """A project whose `mergegate run` starts its own llama.cpp server (shared by both roles) for 40 long answers."""
     cases = "\n".join(
         f"  - id: c{i}\n    prompt: Write a long story about a dragon number {i}.\n    checks: [{{type: max_words, value: 500}}]"
         for i in range(40))
@@ -109,19 +110,29 @@ def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
         generation: {{concurrency: 2, max_retries: 2, backoff_s: 0.1}}
         cache: {{path: {tmp_path / 'cache.sqlite'}}}
         """))
-    proc = subprocess.Popen([sys.executable, "-m", "mergegate.cli", "run", "--root", str(tmp_path), "--", "--mergegate-no-progress"],
+    return subprocess.Popen([sys.executable, "-m", "mergegate.cli", "run", "--root", str(tmp_path), "--", "--mergegate-no-progress"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    logs = tmp_path / "results" / "logs"
-    deadline = time.monotonic() + 300
-    killed = False
+
+
+def _serving(logs, proc, within_s=300):
+    """Return the server's pid once it has answered a request (None if ``proc`` ended first)."""
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline and proc.poll() is None:
         log = logs / "candidate.log"
         if log.exists() and '"POST /v1/chat/completions' in log.read_text(errors="replace"):
-            pid = int((logs / "candidate.pid").read_text().split()[0])
-            os.killpg(pid, signal.SIGKILL)
-            killed = True
-            break
+            return int((logs / "candidate.pid").read_text().split()[0])
         time.sleep(0.1)
+    return None
+
+
+def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
+    """`mergegate run` with its own llama.cpp server; the server is killed after its first answer."""
+    proc = _long_project(tmp_path)
+    logs = tmp_path / "results" / "logs"
+    pid = _serving(logs, proc)
+    killed = pid is not None
+    if pid is not None:
+        os.killpg(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert killed, out
     assert proc.returncode == 2, out
@@ -131,6 +142,36 @@ def test_server_death_mid_run_is_incomplete_with_log_tail(tmp_path):
     run = json.loads((tmp_path / "results" / "results.json").read_text())
     assert run["verdict"] == "INCOMPLETE" and run["exit_code"] == 2
     assert run["generation"]["errors"] > 0
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigkill_of_mergegate_does_not_orphan_its_server(tmp_path):
+    """CI's last resort is SIGKILL: the evaluation process is told (parent-death signal) and stops the server."""
+    proc = _long_project(tmp_path)
+    logs = tmp_path / "results" / "logs"
+    pid = _serving(logs, proc)
+    try:
+        assert pid is not None, proc.communicate(timeout=60)[0]
+        proc.kill()
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (_alive(pid) or (logs / "candidate.pid").exists()):
+            time.sleep(0.2)
+        assert not _alive(pid), "the server was orphaned"
+        assert not (logs / "candidate.pid").exists()
+        stop = subprocess.run([sys.executable, "-m", "mergegate.cli", "stop", "--root", str(tmp_path)], capture_output=True, text=True)
+        assert stop.stdout.strip() == "stopped 0 server(s)"
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def test_identical_configurations_give_identical_answers(tmp_path, llama):

@@ -68,7 +68,7 @@ def _run(project):
 
 
 def test_calibrated_judge_gates_like_any_metric(project, llama, scripted_judge, tmp_path):
-    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=project.path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
     result, run = _run(project)
     assert result.ret == 0, result.stdout.str()
     cal = run["judge"]["calibration"]
@@ -83,7 +83,7 @@ def test_calibrated_judge_gates_like_any_metric(project, llama, scripted_judge, 
 
 def test_uncalibrated_judge_fails_judge_gates_only(project, llama, scripted_judge, tmp_path):
     scripted_judge.mode = "always_a"  # every calibration verdict becomes an inconsistent tie: 0% agreement
-    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=project.path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
     result, run = _run(project)
     assert result.ret == 1
     outcomes = {g["name"].split("::")[-1]: g for g in run["gates"]}
@@ -96,7 +96,7 @@ def test_uncalibrated_judge_fails_judge_gates_only(project, llama, scripted_judg
 
 def test_uncalibrated_judge_configured_advisory_does_not_block(project, llama, scripted_judge, tmp_path):
     scripted_judge.mode = "always_a"
-    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite",
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=project.path / "c.sqlite",
                                                           judge=_judge_section(scripted_judge.url, "advisory")))
     (project.path / "gates" / "test_gates.py").write_text(GATE.replace(">= 0.0", ">= 0.99"))
     result, run = _run(project)
@@ -113,7 +113,7 @@ def test_judge_key_is_used_but_never_written_and_cost_is_estimated(project, llam
     monkeypatch.setenv("MG_TEST_JUDGE_KEY", secret)
     section = _judge_section(scripted_judge.url).replace("revision: r1}", "revision: r1, api_key_env: MG_TEST_JUDGE_KEY}")
     section += "  pricing: {input_per_mtok: 2.5, output_per_mtok: 10.0}\n"
-    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=section))
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=project.path / "c.sqlite", judge=section))
     result, run = _run(project)
     assert result.ret == 0, result.stdout.str()
     assert scripted_judge.auth == {f"Bearer {secret}"}
@@ -128,7 +128,7 @@ def test_judge_key_is_used_but_never_written_and_cost_is_estimated(project, llam
 
 def test_judge_errors_make_the_run_incomplete(project, llama, scripted_judge, tmp_path):
     scripted_judge.mode = "garbage"
-    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
+    project.makefile(".yaml", mergegate=llama.config_yaml(cache_path=project.path / "c.sqlite", judge=_judge_section(scripted_judge.url)))
     result, run = _run(project)
     assert result.ret == 2 and run["verdict"] == "INCOMPLETE"
     assert any("judge verdict(s) unusable" in r for r in run["reasons"])
@@ -137,7 +137,7 @@ def test_judge_errors_make_the_run_incomplete(project, llama, scripted_judge, tm
 
 
 def test_judge_checks_without_a_judge_are_bad_input(project, llama, tmp_path):
-    cfg = llama.config_yaml(cache_path=tmp_path / "c.sqlite").split("judge:")[0]
+    cfg = llama.config_yaml(cache_path=project.path / "c.sqlite").split("judge:")[0]
     project.makefile(".yaml", mergegate=cfg)
     result, run = _run(project)
     assert result.ret == 2

@@ -34,7 +34,7 @@ GATES_PASS = textwrap.dedent("""\
 
 @pytest.fixture
 def project(pytester, llama, tmp_path):
-    pytester.makefile(".yaml", mergegate=llama.config_yaml(cache_path=tmp_path / "cache.sqlite"))
+    pytester.makefile(".yaml", mergegate=llama.config_yaml(cache_path=pytester.path / "cache.sqlite"))
     (pytester.path / "eval_suites").mkdir()
     (pytester.path / "eval_suites" / "capitals.yaml").write_text(SUITE)
     (pytester.path / "gates").mkdir()

@@ -80,7 +80,7 @@ def test_a_field_the_user_check_does_not_take_is_named_with_its_line(tmp_path):
 
 def test_a_checks_module_that_fails_to_import_names_the_config_line(tmp_path):
     root = _project(tmp_path, module="raise RuntimeError('broken on purpose')\n")
-    done = _mergegate("validate", "--root", str(root), cwd=root)
+    done = _mergegate("run", "--root", str(root), cwd=root)  # the run imports it (validate only reads it)
     assert done.returncode == 2
     line = [x for x in done.stderr.splitlines() if x]
     assert len(line) == 1 and "mergegate.yaml:4" in line[0] and "broken on purpose" in line[0], done.stderr
@@ -161,3 +161,33 @@ def test_a_check_from_an_installed_plugin_s_entry_point_validates(tmp_path):
                           text=True, timeout=120, env=env)
     assert done.returncode == 2 and "check plugin 'team'" in done.stderr and "missing dependency" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_validate_runs_none_of_the_project_s_code(tmp_path):
+    """A reviewer validates a pull request before trusting it: its checks modules and python-check modules are read, not run."""
+    marker = tmp_path / "ran"
+    side_effect = f"open({str(marker)!r}, 'a').write('imported\\n')\n"
+    root = _project(tmp_path, module=side_effect + TEAM_CHECKS)
+    (root / "eval_suites" / "scorer.py").write_text(side_effect + "def score(ctx):\n    return 1.0\n")
+    (root / "eval_suites" / "py.yaml").write_text(
+        "name: py\ncases:\n  - id: a\n    prompt: hi\n    checks:\n      - {type: python, value: 'scorer:score'}\n")
+    done = _mergegate("validate", "--root", str(root), cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok: 2 suite(s), 2 case(s)"
+    assert not marker.exists(), "validate executed the project's code"
+
+
+def test_validate_reads_a_python_check_s_function_and_a_checks_module_s_syntax(tmp_path):
+    root = _project(tmp_path)
+    (root / "eval_suites" / "scorer.py").write_text("def other(ctx):\n    return 1.0\n")
+    (root / "eval_suites" / "py.yaml").write_text(
+        "name: py\ncases:\n  - id: a\n    prompt: hi\n    checks:\n      - {type: python, value: 'scorer:score'}\n")
+    done = _mergegate("validate", "--root", str(root), cwd=root)
+    assert done.returncode == 2 and "py.yaml:6" in done.stderr and "has no function 'score'" in done.stderr, done.stderr
+    (root / "eval_suites" / "py.yaml").unlink()
+    (root / "team_checks.py").write_text(TEAM_CHECKS + "\ndef broken(:\n")
+    done = _mergegate("validate", "--root", str(root), cwd=root)
+    lines = [x for x in done.stderr.splitlines() if x]
+    assert done.returncode == 2 and len(lines) == 1 and "mergegate.yaml:4" in lines[0], done.stderr
+    n = len(TEAM_CHECKS.splitlines()) + 2  # the line of `def broken(:`
+    assert f"team_checks.py:{n}: SyntaxError" in lines[0] and "Traceback" not in done.stderr

@@ -8,7 +8,8 @@ Hierarchy::
     │   └── SuiteError             a suite YAML file
     ├── IncompleteError            the evaluation could not be completed (exit 2, never GO)
     │   ├── ServerError            a model server failed to start or died (carries its log tail)
-    │   └── GenerationError        too many requests failed
+    │   ├── GenerationError        too many requests failed
+    │   └── SandboxUnavailable     (mergegate.sandbox) the sandbox backend asked for does not work here
     └── GitHubError                the GitHub REST API refused or kept failing (exit 3: the PR
                                    comment was not posted; the verdict is not changed by this)
 

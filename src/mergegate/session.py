@@ -21,7 +21,7 @@ from .errors import InputError, MergegateError
 from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
 from .results.models import GateOutcome
 from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
-from .verdict import apply_holm
+from .verdict import Verdict, apply_holm
 
 if TYPE_CHECKING:  # the evaluation (the OpenAI client) and the report (jinja) load when a session first needs them
     from .evaluation import Evaluation
@@ -49,6 +49,9 @@ class RunOptions:
     """An A/A run: the baseline's config serves both sides (the noise floor of the engine)."""
     loaded: Optional[LoadedConfig] = field(default=None, compare=False)
     suites: tuple[LoadedSuite, ...] = field(default=(), compare=False)
+    on_evaluated: Optional[Callable[[Verdict, int], None]] = field(default=None, compare=False)
+    """Called once the evaluation is complete, before any gate runs, with its :meth:`Evaluation.floor` and case count
+    (the CLI's supervisor keeps them in another process, out of the gates' reach)."""
 
 
 class MergegateSession:
@@ -179,6 +182,8 @@ class MergegateSession:
             return
         self._by_id = {(c.suite, c.id): c for c in self.evaluation.cases}
         self._evaluated_at = time.perf_counter()
+        if self.options.on_evaluated is not None:
+            self.options.on_evaluated(self.evaluation.floor(), len(self.evaluation.cases))
 
     @staticmethod
     def wants_results(item: Any) -> bool:
@@ -267,7 +272,10 @@ class MergegateSession:
                 history = read_history(self.options.history, limit=20)
             except InputError as exc:  # a broken history file costs the trend, not the verdict
                 self.warnings.append(f"history ignored: {exc}")
-        self.written = write_outputs(self.run, out, history=history)
+        try:
+            self.written = write_outputs(self.run, out, history=history)
+        except OSError:  # a full or read-only folder: the CLI's supervisor finds no results and says so in one line
+            return 2
         return self.run.exit_code
 
 

@@ -1,4 +1,4 @@
-"""A local HTTP double of the GitHub REST API endpoints mergegate calls.
+"""A local HTTP double of the GitHub REST API endpoints mergegate and the workflows' scripts call.
 
 The one fake the tests allow themselves: there is no GitHub here. It keeps
 comments in memory and checks what a real GitHub would reject: the token, the
@@ -40,6 +40,8 @@ class GitHubDouble:
     repo: str = "acme/models"
     heads: dict[int, str] = field(default_factory=dict)  # PR number -> head sha
     comments: dict[int, list[dict]] = field(default_factory=dict)  # issue number -> comments
+    # Actions runs, as the REST API lists them, each with its "path" (.github/workflows/x.yml) and its "jobs"
+    workflow_runs: list[dict] = field(default_factory=list)
     faults: list[tuple[int, dict[str, str], str]] = field(default_factory=list)  # next responses to force
     requests: list[Seen] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -125,6 +127,16 @@ class GitHubDouble:
             if number not in self.heads:
                 return 404, {}, {"message": "Not Found"}
             return 200, {}, {"number": number, "head": {"sha": self.heads[number]}}
+        if (m := re.fullmatch(rf"/repos/{repo}/actions/workflows/([^/]+)/runs", path)) and method == "GET":
+            sha = query.get("head_sha", [None])[0]
+            runs = [{k: v for k, v in r.items() if k != "jobs"} for r in reversed(self.workflow_runs)  # newest first
+                    if r["path"].rsplit("/", 1)[-1] == m[1] and sha in (None, r["head_sha"])]
+            return 200, {}, {"total_count": len(runs), "workflow_runs": runs}
+        if (m := re.fullmatch(rf"/repos/{repo}/actions/runs/(\d+)/jobs", path)) and method == "GET":
+            for r in self.workflow_runs:
+                if r["id"] == int(m[1]):
+                    return 200, {}, {"total_count": len(r["jobs"]), "jobs": r["jobs"]}
+            return 404, {}, {"message": "Not Found"}
         self.violations.append(f"unexpected {method} {path}")
         return 404, {}, {"message": "Not Found"}
 

@@ -33,6 +33,7 @@ def code_summary(cases: list[Any]) -> Any:
 
     passed: dict[str, list[bool]] = {"candidate": [], "baseline": []}
     failures: dict[str, dict[str, int]] = {"candidate": {}, "baseline": {}}
+    backends: set[str] = set()
     for case in cases:
         for role in passed:
             for chk in getattr(case, role).checks:
@@ -41,9 +42,11 @@ def code_summary(cases: list[Any]) -> Any:
                     kind = chk.extra.get("failure") or ("no output" if chk.detail.startswith("no output") else None)
                     if kind:
                         failures[role][kind] = failures[role].get(kind, 0) + 1
+                    if chk.extra.get("isolation"):
+                        backends.add(str(chk.extra["isolation"]))
     if not passed["candidate"]:
         return None
-    return CodeTestsSummary(n=len(passed["candidate"]), failures=failures,
+    return CodeTestsSummary(n=len(passed["candidate"]), failures=failures, isolation=sorted(backends),
                             pass_rate={r: sum(v) / len(v) if v else None for r, v in passed.items()})
 
 
@@ -61,6 +64,8 @@ def code_tests(
     if not program.strip():
         return Outcome(score=0.0, passed=False, detail="no code in the output", extra={"failure": "syntax_error"})
     res = run_python(program, tests, SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb, output_kb=output_kb))
-    extra = {"failure": res.failure, "isolation": res.isolation}  # no timings: results must not differ between identical runs
+    # no timings: results must not differ between identical runs. The detail is built from names and numbers only
+    # (mergegate.sandbox.classify); res.stdout / res.stderr may hold what the program read and never go further.
+    extra = {"failure": res.failure, "isolation": res.isolation}
     detail = "" if res.passed else f"{res.failure}: {res.detail}"
     return Outcome(score=float(res.passed), passed=res.passed, detail=detail, extra=extra)

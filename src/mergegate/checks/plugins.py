@@ -22,8 +22,9 @@ from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ..config import LoadedConfig
+    from .static import DeclaredCheck
 
-__all__ = ["ENTRY_POINT_GROUP", "load_user_checks"]
+__all__ = ["ENTRY_POINT_GROUP", "load_user_checks", "read_user_checks"]
 
 ENTRY_POINT_GROUP = "mergegate.checks"
 _entry_points_loaded = False
@@ -58,3 +59,28 @@ def load_user_checks(loaded: LoadedConfig) -> None:
         except Exception as exc:  # ImportError, or the module's own error while registering
             raise ConfigError(f"checks[{i}]: cannot import {name!r}: {type(exc).__name__}: {exc}", loaded.path,
                               loaded.lines.get(("checks", i)) or loaded.lines.get(("checks",))) from None
+
+
+def read_user_checks(loaded: LoadedConfig) -> list[DeclaredCheck]:
+    """Validation's :func:`load_user_checks`: ``checks:`` modules in the project are read, not imported.
+
+    Installed plugins and ``checks:`` modules found outside the project are installed code and load as at run time.
+    """
+    from .static import declared_checks, module_file
+
+    _load_entry_points()
+    declared: list[DeclaredCheck] = []
+    for i, name in enumerate(loaded.config.checks):
+        where = loaded.lines.get(("checks", i)) or loaded.lines.get(("checks",))
+        path = module_file(name, [loaded.root])
+        if path is None:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                raise ConfigError(f"checks[{i}]: cannot import {name!r}: {type(exc).__name__}: {exc}", loaded.path, where) from None
+            continue
+        try:
+            declared += declared_checks(path)
+        except ValueError as exc:
+            raise ConfigError(f"checks[{i}]: {name!r} does not parse: {exc}", loaded.path, where) from None
+    return declared

@@ -19,8 +19,11 @@ Returns of a check function: ``bool`` (pass/fail, score 1 or 0), ``float``
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -28,6 +31,7 @@ from typing import Any, Literal, Optional
 from pydantic import ConfigDict, Field, create_model
 
 from .._compact import CompactModel
+from ..errors import IncompleteError
 
 __all__ = ["check", "CheckContext", "Outcome", "CheckType", "REGISTRY", "CheckSpecBase", "run_check", "SuiteMetric", "side_metric",
            "group_metric"]
@@ -124,6 +128,8 @@ class CheckType:
     """The function has a ``prepared`` parameter (what ``prepare`` returned at load time)."""
     metrics: tuple[SuiteMetric, ...] = ()
     """Suite-level metrics over this check's results (see :class:`SuiteMetric`)."""
+    static_prepare: Optional[Callable[[Any, Path], Any]] = None
+    """What ``mergegate validate`` runs instead of ``prepare`` when that would run the team's code (see checks/static.py)."""
 
 
 REGISTRY: dict[str, CheckType] = {}
@@ -137,6 +143,7 @@ def check(
     prepare: Optional[Callable[[Any, Path], Any]] = None,
     judge: Optional[Literal["rubric", "pairwise"]] = None,
     metrics: Sequence[SuiteMetric] = (),
+    static_prepare: Optional[Callable[[Any, Path], Any]] = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as check type ``name``; returns the function unchanged.
 
@@ -148,6 +155,8 @@ def check(
     the run obtains for every such check before scoring.
     ``metrics``: suite-level metrics over every result of this check in a
     suite or category (:func:`side_metric`, :func:`group_metric`).
+    ``static_prepare(spec, suite_dir)``: validation's stand-in for a ``prepare``
+    that would run the team's code (it reads source instead; raises ``ValueError``).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -170,7 +179,7 @@ def check(
         model.__doc__ = (fn.__doc__ or name).strip()
         takes_prepared = any(p.name == "prepared" for p in params)
         REGISTRY[name] = CheckType(name, fn, model, kind, uses_reference, prepare, model.__doc__, judge, takes_prepared,
-                                   tuple(metrics))
+                                   tuple(metrics), static_prepare)
         return fn
 
     return register
@@ -180,8 +189,38 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> Outcome:
-    """Return the :class:`Outcome` of ``spec`` on ``ctx`` (exceptions become a failed outcome)."""
+class CheckOverBudget(BaseException):
+    """A check ran past its time budget (a BaseException: a check's own ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: Optional[float]) -> Iterator[None]:
+    """Raise :class:`CheckOverBudget` in the block after ``seconds`` of wall time (main thread only; else no budget).
+
+    A timer signal interrupts Python code and the ``re`` engine alike (it checks for signals while it
+    backtracks), so a runaway regex or a check's infinite loop ends here instead of hanging the run.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CheckOverBudget
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None, budget_s: Optional[float] = None) -> Outcome:
+    """Return the :class:`Outcome` of ``spec`` on ``ctx`` (exceptions, and running past ``budget_s`` seconds, fail it).
+
+    A check with a ``timeout_s`` of its own (code_tests: the sandbox's limit) gets that on top of the budget.
+    """
     ctype = REGISTRY[spec.type]
     if ctype.judge is not None and ctx.judgement is not None and ctx.judgement.get("error"):
         # fail closed: a verdict the judge could not give is an error, never a score
@@ -190,10 +229,22 @@ def run_check(spec: CheckSpecBase, ctx: CheckContext, prepared: Any = None) -> O
     kwargs = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("type", "metric", "threshold", "turn")}
     if ctype.takes_prepared:
         kwargs["prepared"] = prepared
+    budget = budget_s + float(getattr(spec, "timeout_s", 0) or 0) if budget_s else None
     try:
-        raw = ctype.fn(ctx, **kwargs)
+        with _time_budget(budget):
+            raw = ctype.fn(ctx, **kwargs)
+    except IncompleteError:  # the check could not run at all here (e.g. no sandbox backend): the run is incomplete
+        raise
+    except CheckOverBudget:
+        return Outcome(score=0.0, passed=False, detail=f"the check ran past its time budget ({budget:g} s; check_timeout_s) "
+                                                       "and was stopped: a runaway check fails its case")
     except Exception as exc:  # a custom check's bug must not end the run; it fails the case visibly
         return Outcome(score=0.0, passed=False, detail=f"check raised {type(exc).__name__}: {exc}")
+    return _normalised(raw, ctype, spec)
+
+
+def _normalised(raw: Any, ctype: CheckType, spec: CheckSpecBase) -> Outcome:
+    """Return what a check function returned (an Outcome, a bool or a score) as an Outcome, its threshold applied."""
     if isinstance(raw, Outcome):
         out = raw
     elif isinstance(raw, bool):

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     com.add_argument("--repo", default=None, help="OWNER/NAME (default: GITHUB_REPOSITORY)")
     com.add_argument("--expect-head-sha", default=None, help="refuse unless the PR's head commit is this (comment jobs reading artifacts)")
     com.add_argument("--run-url", default=None, help="link to the workflow run that evaluated")
+    com.add_argument("--unverified", default=None, metavar="REASONS",
+                     help="post the results marked unverified, saying why (what GitHub's record of the run contradicts)")
     com.add_argument("--history", default=None, metavar="JSONL")
     com.add_argument("--limit", type=int, default=65536, help="maximum body length (GitHub's limit)")
     com.add_argument("--dry-run", default=None, metavar="FILE", help="write the body to FILE instead of posting")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -13,6 +14,7 @@ from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..results import ShardMeta
+    from ..verdict import Verdict
 
 
 def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None, sample: Optional[int] = None,
@@ -24,10 +26,19 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     from ..session import RunOptions
     from ..suites import discover_suites
     from ..verdict import exit_code_of_pytest
+    from .supervise import supervised
 
     loaded = load_config(args.config, args.root)
     suites_dir = loaded.resolve(loaded.config.suites_dir)
     suites = discover_suites([suites_dir])  # bad suites fail here, in one line, before any server starts; the session reuses them
+    if loaded.config.cache.enabled:  # so does an unusable cache file, or one that came with the pull request
+        from ..client.cache import ResponseCache, committed
+
+        cache_path = loaded.resolve(loaded.config.cache.path)
+        if cache_path.exists() and committed(cache_path):
+            raise InputError("the response cache is committed to the repository, so a pull request could forge its answers; "
+                             "remove it from git (git rm --cached) and list it in .gitignore", cache_path)
+        ResponseCache(cache_path).close()
     out = Path(args.output) if args.output else loaded.resolve(loaded.config.output_dir)
     gates_dir = loaded.resolve(loaded.config.gates_dir)
     argv = [str(suites_dir)] + ([str(gates_dir)] if gates_dir.exists() else [])
@@ -44,11 +55,17 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     options = RunOptions(config_path=str(loaded.path) if loaded.path else None, output_dir=str(out) if args.output else None,
                          command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from), aa=aa,
                          history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites))
-    code = int(pytest.main(argv, plugins=[options]))
+
+    def session(on_evaluated: Callable[[Verdict, int], None]) -> int:
+        run_options = dataclasses.replace(options, on_evaluated=on_evaluated)
+        return exit_code_of_pytest(int(pytest.main(argv, plugins=[run_options])))
+
+    # The session runs in a child process; the verdict is read from the results it wrote (cli/supervise.py).
+    code = supervised(session, loaded, out, shard)
     report = out / "report.md"
     if report.exists():
         print(f"report: {report}")
-    return exit_code_of_pytest(code)
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,13 +132,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate mergegate.yaml and the suites; print a one-line summary."""
-    from ..config import load_config
-    from ..suites import discover_suites
+    """Validate mergegate.yaml and the suites, running none of the project's code; print a one-line summary."""
+    import functools
 
-    loaded = load_config(args.config, args.root)
+    from ..checks.plugins import read_user_checks
+    from ..checks.static import stand_ins
+    from ..config import load_config
+    from ..suites import discover_suites, load_suite
+
+    loaded = load_config(args.config, args.root, run_user_code=False)
     paths = args.paths or [loaded.resolve(loaded.config.suites_dir)]
-    suites = discover_suites(paths)
+    with stand_ins(read_user_checks(loaded)):  # a pull request is validated before anyone trusts its code
+        suites = discover_suites(paths, load=functools.partial(load_suite, run_user_code=False))
     n = sum(len(s.suite.cases) for s in suites)
     from ..judge import find_calibration_files, load_calibration
 

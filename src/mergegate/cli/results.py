@@ -25,7 +25,8 @@ def cmd_comment(args: argparse.Namespace) -> int:
     path = Path(args.results)
     run = load_results(path)
     history = read_history(args.history, limit=20) if args.history and Path(args.history).exists() else None
-    body = render_markdown(run, history=history, run_url=args.run_url, commit=args.expect_head_sha, limit=args.limit)
+    body = render_markdown(run, history=history, run_url=args.run_url, commit=args.expect_head_sha, limit=args.limit,
+                           unverified=args.unverified)
     if args.dry_run:
         Path(args.dry_run).write_text(body, encoding="utf-8")
         print(f"wrote {args.dry_run} ({body_length(body)} of {GITHUB_COMMENT_LIMIT} characters)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,27 @@ def _response(completion: Any, latency_ms: float, attempts: int) -> Response:
                     latency_ms=latency_ms, attempts=attempts)
 
 
+_CACHED_FIELDS = frozenset(f.name for f in dataclasses.fields(Response)) - {"cached", "error", "attempts"}
+
+
+def _cached(cache: ResponseCache, key: str) -> Optional[Response]:
+    """Return the cached response under ``key`` when it is one this client would have stored, else None (a miss)."""
+    row = cache.get(key)
+    if row is None:
+        return None
+    why = ""
+    if not set(row) <= _CACHED_FIELDS:
+        why = f"unknown fields {sorted(set(row) - _CACHED_FIELDS)}"
+    elif not isinstance(row.get("text", ""), str) or not isinstance(row.get("tool_calls") or [], list):
+        why = "text or tool_calls of the wrong type"
+    elif not row.get("text") and not row.get("tool_calls"):
+        why = "an empty answer"  # never stored by this version: an empty answer is a failed request
+    if why:
+        cache.reject(key, why)
+        return None
+    return Response(**row, cached=True)
+
+
 async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions,
                     progress: bool, on_result: Optional[Callable[[Job, Response], None]]) -> tuple[dict[tuple, Response], GenerationStats]:
     stats = GenerationStats()
@@ -173,11 +195,11 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
     for job in jobs:
         body = request_body(job)
         key = cache_key(job.endpoint.identity, body) if (cache is not None and job.endpoint.identity) else None
-        hit = cache.get(key) if cache is not None and key else None
+        hit = _cached(cache, key) if cache is not None and key else None
         if hit is not None:
             stats.cache_hits += 1
             stats.bump(job.endpoint.role, "cache_hits")
-            results[job.key] = Response(**{**hit, "cached": True})
+            results[job.key] = hit
             continue
         queues.setdefault(job.endpoint.base_url, collections.deque()).append((job, body, key))
         role = job.endpoint.role
@@ -196,6 +218,8 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
         while queue:
             job, body, key = queue.popleft()
             resp = await _one(clients[job.endpoint.role], job, body, opts, stats)
+            if resp.error and len(job.endpoint.api_key) >= 6 and job.endpoint.api_key in resp.error:
+                resp.error = resp.error.replace(job.endpoint.api_key, "***")  # a 401 body that echoes the key
             if resp.error:
                 stats.errors += 1
                 stats.bump(job.endpoint.role, "errors")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,11 +57,13 @@ class LoadedConfig:
         return p if p.is_absolute() else self.root / p
 
 
-def load_config(path: str | Path | None = None, root: str | Path | None = None) -> LoadedConfig:
+def load_config(path: str | Path | None = None, root: str | Path | None = None, run_user_code: bool = True) -> LoadedConfig:
     """Return the config at ``path``; with ``path`` None, ``ROOT/mergegate.yaml`` or the embedded default.
 
     The check types of installed plugins and of the config's ``checks:``
-    modules are registered too, so the suites read next may use them.
+    modules are registered too, so the suites read next may use them
+    (``run_user_code=False``: the project's modules are only read, see
+    :func:`mergegate.checks.plugins.read_user_checks`; the caller registers them).
     """
     from ..checks.plugins import load_user_checks
 
@@ -72,5 +75,18 @@ def load_config(path: str | Path | None = None, root: str | Path | None = None) 
         path = Path(path or root_dir / CONFIG_NAME).resolve()
         doc, cfg = load_model_file(path, Config, ConfigError, "'models'")
         loaded = LoadedConfig(cfg, path.parent, path, hashlib.sha256(path.read_bytes()).hexdigest(), doc.lines)
-    load_user_checks(loaded)
+    _inside_the_project(loaded)
+    if run_user_code:
+        load_user_checks(loaded)
     return loaded
+
+
+def _inside_the_project(loaded: LoadedConfig) -> None:
+    """Refuse a cache or output folder outside the project: a run writes only there (a pull request edits this file)."""
+    for key, value in ((("cache", "path"), loaded.config.cache.path), (("output_dir",), loaded.config.output_dir)):
+        # lexically (a symlink in the project is the operator's choice, e.g. to a runner's persistent cache disk)
+        target = Path(os.path.normpath(loaded.resolve(value)))
+        if not target.is_relative_to(Path(os.path.normpath(loaded.root))):
+            raise ConfigError(f"{'.'.join(key)}: {value!r} is outside the project folder {loaded.root}; a run writes only "
+                              "inside it (use a path relative to mergegate.yaml, or --output for a run's results)",
+                              loaded.path, loaded.lines.get(key))

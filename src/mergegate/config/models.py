@@ -219,6 +219,9 @@ class Config(_Strict):
     min_gates: int = Field(default=1, ge=0, le=100_000, description="Gates that must run (pass, fail or lack evidence) for a verdict: "
                            "fewer, e.g. every gate skipped, is INCOMPLETE. 0 lets cases alone decide.")
     output_dir: str = "results"
+    check_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False,
+                                   description="Wall-clock budget of one check on one answer (a code check's own timeout_s comes on "
+                                   "top): a check that runs past it (a catastrophic regex, a loop) fails its case with the reason.")
     models: dict[Literal["candidate", "baseline"], ModelSpec]
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
     cache: CacheOptions = Field(default_factory=CacheOptions)

@@ -119,7 +119,7 @@ class Evaluation:
         clock = time.perf_counter()
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
         self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated,
-                                 cfg.generation.truncated)
+                                 cfg.generation.truncated, cfg.check_timeout_s)
         self._lap("score", clock)
         self._assembled = None
         return self.cases
@@ -201,10 +201,21 @@ class Evaluation:
 
     def verdict(self, gates: Sequence[GateResult], failures: Iterable[str] = ()) -> Verdict:
         """Return the verdict of this run with ``gates`` (and further ``failures`` the caller saw)."""
-        return decide(Evidence(cases=self.counted_cases(), gates=gates, failures=self.failures + list(failures),
-                               request_errors=self.stats.errors,
-                               contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
-                               shard=self.meta.shard, cases_evaluated=len(self.cases), noise_floor=self.noise_floor()), self.policy)
+        return decide(self._evidence(gates, failures), self.policy)
+
+    def floor(self) -> Verdict:
+        """Return what the evaluation alone decides, before any gate runs: gates can only make it worse.
+
+        The CLI's supervisor receives it before the gates run, so a gate that rewrites results in memory
+        cannot lift a failed blocking case, request errors or a failed phase into GO.
+        """
+        return decide(self._evidence((), ()), dataclasses.replace(self.policy, min_gates=0))
+
+    def _evidence(self, gates: Sequence[GateResult], failures: Iterable[str]) -> Evidence:
+        return Evidence(cases=self.counted_cases(), gates=gates, failures=self.failures + list(failures),
+                        request_errors=self.stats.errors,
+                        contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
+                        shard=self.meta.shard, cases_evaluated=len(self.cases), noise_floor=self.noise_floor())
 
     def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = (), timings: Optional[dict[str, float]] = None) -> RunResults:
         """Return the complete :class:`RunResults` with the verdict decided (``timings``: further phases the caller measured)."""

@@ -24,7 +24,7 @@ TRUNCATED = "truncated"
 
 
 def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Optional[dict[int, dict]] = None,
-               truncated: str = "fail") -> SideResult:
+               truncated: str = "fail", budget_s: Optional[float] = None) -> SideResult:
     """Return one model's :class:`SideResult` on ``case``: every check run on ``gen``.
 
     ``judgements[check_index]``: the judge's verdict for each judge check of the
@@ -32,6 +32,7 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
     (fail closed: an error never raises a mean). An answer cut off at
     max_tokens fails the case too when ``truncated`` is "fail": half an answer
     can pass a ``contains`` or score-only check, and must not pass silently.
+    ``budget_s``: each check's time budget (``check_timeout_s``).
     """
     results: list[CheckResult] = []
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
@@ -47,7 +48,7 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
         if spec.turn is not None and gen.turns:
             ctx = dataclasses.replace(ctx, output=gen.turns[spec.turn - 1], prompt=case.turn_text(spec.turn),
                                       tool_calls=gen.tool_calls if spec.turn == case.n_turns else None)
-        out = run_check(spec, ctx, prepared)
+        out = run_check(spec, ctx, prepared, budget_s)
         results.append(CheckResult(type=spec.type, metric=spec.metric_name, score=out.score, passed=out.passed,
                                    detail=out.detail, extra=out.extra))
     if gen.finish_reason == "length" and not gen.error and truncated == "fail":  # after the case's own checks: their indices hold
@@ -69,7 +70,8 @@ def _generation(responses: dict[ResponseKey, Response], role: str, ls: LoadedSui
 
 
 def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[ResponseKey, Response], judgements: Judgements,
-                contaminated: Optional[set[tuple[str, str]]], truncated: str = "fail") -> list[CaseResult]:
+                contaminated: Optional[set[tuple[str, str]]], truncated: str = "fail", budget_s: Optional[float] = None,
+                ) -> list[CaseResult]:
     """Return a :class:`CaseResult` per selected case, both sides scored; ``responses`` is consumed (emptied of theirs).
 
     ``contaminated``: the (suite, case id) pairs found in training data, or None
@@ -81,7 +83,7 @@ def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[Re
         for role in ROLES:
             mine = {i: judgements[(ls.name, case.id, i, role)] for i in range(len(case.checks))
                     if (ls.name, case.id, i, role) in judgements}
-            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine, truncated)
+            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine, truncated, budget_s)
         flagged = None if contaminated is None else (ls.name, case.id) in contaminated
         cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,
                                 contaminated=flagged, input=case.input_text, reference=case.reference,

@@ -198,26 +198,29 @@ _LEVELS = [
 
 def code_failures(run: RunResults) -> list[dict]:
     """Return, per suite with code_tests checks, both models' pass@1 and how their failures ended (syntax error, timeout, ...)."""
-    return [{"suite": s.name, "n": s.code.n, **{f"{r}_pass": s.code.pass_rate.get(r) for r in ROLES},
+    return [{"suite": s.name, "n": s.code.n, "isolation": ", ".join(s.code.isolation) or "unknown",
+             **{f"{r}_pass": s.code.pass_rate.get(r) for r in ROLES},
              **{f"{r}_failures": ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(s.code.failures.get(r, {}).items())) or "none"
                 for r in ROLES}}
             for s in run.suites if s.code is not None]
 
 
 def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = None, run_url: Optional[str] = None,
-                    commit: Optional[str] = None, limit: Optional[int] = None) -> str:
+                    commit: Optional[str] = None, limit: Optional[int] = None, unverified: Optional[str] = None) -> str:
     """Return the markdown report; it starts with the hidden marker the PR comment is found by.
 
     With ``limit`` (e.g. :data:`GITHUB_COMMENT_LIMIT`) the report degrades until it
     fits: fewer and shorter model outputs, then none, then a cut at a line with a
     link to the full report in the run's artifact. It never exceeds ``limit``.
+    ``unverified``: why GitHub cannot vouch for these results (a fork's run, a verdict
+    the run's conclusion contradicts); the heading and a caution block say so first.
     """
     regressions = [c for c in run.cases if c.regressed]
     blocking = [c for c in run.cases if c.blocking and c.candidate.passed is False]
     link = links(run, run_url, commit)
     ctx = dict(run=run, unsure=[g for g in run.gates if g.outcome == "insufficient"], marker=MARKER, banner=_BANNER[run.verdict],
                blocking=blocking, chart=suite_chart(run),
-               trend=trend(run, history), links=link, truncated=False, code=code_failures(run))
+               trend=trend(run, history), links=link, truncated=False, code=code_failures(run), unverified=unverified)
     template = _env(False).get_template("report.md.j2")
     text = ""
     for level in (_LEVELS if limit else _LEVELS[:1]):

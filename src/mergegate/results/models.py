@@ -176,6 +176,8 @@ class CodeTestsSummary(_Model):
     n: int = Field(description="code_tests results of the candidate.")
     pass_rate: dict[str, Optional[float]] = Field(description="pass@1 per role.")
     failures: dict[str, dict[str, int]] = Field(description="Per role: failures by kind (syntax_error, timeout, no output, ...).")
+    isolation: list[str] = Field(default_factory=list,
+                                 description="Sandbox backends the programs ran under: bwrap, namespaces or limits (see README).")
 
 
 class GroupSummary(_Model):

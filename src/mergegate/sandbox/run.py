@@ -1,4 +1,4 @@
-"""Start one sandboxed Python process for a program and its tests; classify how it ended."""
+"""Start one sandboxed Python process for a program and its tests; choose the backend; classify how it ended."""
 
 from __future__ import annotations
 
@@ -7,25 +7,21 @@ import functools
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import IO, Optional
 
-__all__ = ["FAILURE_KINDS", "SandboxLimits", "SandboxResult", "isolation", "run_python"]
+from .backends import BACKENDS, ENV_VAR, Launch, SandboxUnavailable, requested_backend, sandbox_command, variants
+from .classify import FAILURE_KINDS, FailureKind, classify, parse_record
 
-FailureKind = Literal["syntax_error", "test_failure", "runtime_error", "timeout", "resource", "blocked", "crashed"]
-FAILURE_KINDS: tuple[str, ...] = ("syntax_error", "test_failure", "runtime_error", "timeout", "resource", "blocked", "crashed")
+__all__ = ["BACKENDS", "FAILURE_KINDS", "SandboxLimits", "SandboxResult", "SandboxUnavailable", "available", "isolation",
+           "run_python"]
 
 _CHILD = Path(__file__).with_name("_child.py")
-# exit codes of _child.py
-_BY_CODE: dict[int, FailureKind] = {10: "syntax_error", 11: "test_failure", 12: "runtime_error", 13: "blocked"}
-_NAMESPACES = ["unshare", "--user", "--map-user=65534", "--map-group=65534", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +33,19 @@ class SandboxLimits:
     output_kb: int = 1024
     audit_hook: bool = True  # False only in tests that check the kernel layers on their own
 
+    @property
+    def cpu_s(self) -> int:
+        return max(1, int(self.timeout_s + 0.999))
+
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """How one run ended. ``failure`` is None when the tests passed."""
+    """How one run ended. ``failure`` is None when the tests passed.
+
+    ``detail`` is safe to publish (see :mod:`.classify`); ``stdout`` and ``stderr`` are the program's own output,
+    for debugging only: they may hold anything the program could read and must never reach a report.
+    ``isolation`` names the backend that ran it: ``bwrap``, ``namespaces`` or ``limits``.
+    """
 
     passed: bool
     failure: Optional[FailureKind]
@@ -51,80 +56,105 @@ class SandboxResult:
     isolation: str
 
 
-@functools.lru_cache(maxsize=1)
-def isolation() -> str:
-    """Return ``"namespaces"`` when ``unshare`` can isolate the child here, else ``"limits"`` (rlimits and audit hook only)."""
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return "limits"
-    try:
-        ok = subprocess.run([*_NAMESPACES, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return "namespaces" if ok else "limits"
+_PROBE = SandboxLimits(timeout_s=10, memory_mb=256, output_kb=64)  # start-up only; generous for a loaded machine
 
 
-def _tail(text: str, limit: int = 300) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    return last if len(last) <= limit else last[: limit - 1] + "…"
+@functools.cache
+def _working(backend: str) -> Optional[Launch]:
+    """Return the first way to start ``backend`` that runs a trivial program to a pass here, or None (probed once)."""
+    for launch in variants(backend):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if _run(launch, "x = 1\n", "assert x == 1\n", _PROBE).passed:
+                return launch
+    return None
 
 
-def run_python(program: str, tests: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
+def _choose(backend: Optional[str]) -> Launch:
+    name = requested_backend(backend)
+    if name is not None:
+        launch = _working(name)
+        if launch is None:
+            raise SandboxUnavailable(f"the sandbox backend {name!r} was requested ({ENV_VAR} or backend=) but does not "
+                                     "work on this machine (see the README, 'Running model code')")
+        return launch
+    for candidate in BACKENDS:
+        launch = _working(candidate)
+        if launch is not None:
+            return launch
+    return Launch("limits")  # nothing started a program: runs will say so as crashes, under the weakest backend
+
+
+def isolation(backend: Optional[str] = None) -> str:
+    """Return the backend :func:`run_python` uses: ``backend``, else ``$MERGEGATE_SANDBOX``, else the strongest that
+    works here (``bwrap``, ``namespaces``, then ``limits``). Raises :class:`SandboxUnavailable` when the one
+    requested does not work."""
+    return _choose(backend).backend
+
+
+def available(backend: str) -> bool:
+    """Return whether ``backend`` works on this machine (probed once per process)."""
+    return _working(backend) is not None
+
+
+def run_python(program: str, tests: str, limits: SandboxLimits = SandboxLimits(), *, backend: Optional[str] = None) -> SandboxResult:
     """Return how ``program`` followed by ``tests`` (Python source) ran in a fresh sandbox.
 
     Never raises for anything the program does: a syntax error, a failed
     assertion, an exception, a timeout, a resource limit or a refused
-    operation is a :class:`SandboxResult` with ``failure`` set.
+    operation is a :class:`SandboxResult` with ``failure`` set. ``backend``
+    (or ``$MERGEGATE_SANDBOX``) forces one (:data:`BACKENDS`); it raises
+    :class:`SandboxUnavailable` if that one does not work here.
     """
-    mode = isolation()
-    work = Path(tempfile.mkdtemp(prefix="mergegate-sandbox-"))
-    logs = Path(tempfile.mkdtemp(prefix="mergegate-sandbox-out-"))  # outside the program's directory: it cannot touch them
+    return _run(_choose(backend), program, tests, limits)
+
+
+def _run(launch: Launch, program: str, tests: str, limits: SandboxLimits) -> SandboxResult:
+    # A pass needs more than exit 0: after the tests ran to their end, the child writes this run's token to a
+    # pipe only it holds. A program that exits early (os._exit(0), sys.exit(0)) never sends it.
+    token = secrets.token_hex(16)
+    done_read, done_write = os.pipe()
+    opts = {"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb, "output_kb": limits.output_kb,
+            "audit_hook": limits.audit_hook, "done_fd": done_write}
+    args = ["-I", "-B", "-X", "utf8", "_sandbox_child.py", json.dumps(opts)]
+    files = {"solution.py": program, "tests.py": tests, "_sandbox_child.py": _CHILD.read_text(encoding="utf-8")}
+    cap = limits.output_kb * 1024
+    started = time.perf_counter()
     try:
-        (work / "solution.py").write_text(program, encoding="utf-8")
-        (work / "tests.py").write_text(tests, encoding="utf-8")
-        shutil.copyfile(_CHILD, work / "_sandbox_child.py")
-        opts = {"cpu_s": max(1, int(limits.timeout_s + 0.999)), "memory_mb": limits.memory_mb, "output_kb": limits.output_kb,
-                "audit_hook": limits.audit_hook}
-        cmd = [sys.executable, "-I", "-B", "-X", "utf8", "_sandbox_child.py", _OPTS_PLACEHOLDER]
-        if mode == "namespaces":
-            cmd = [*_NAMESPACES, *cmd]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
-        # A pass needs more than exit 0: after the tests ran to their end, the child writes this run's token to a
-        # pipe only it holds. A program that exits early (os._exit(0), sys.exit(0)) never sends it.
-        token = secrets.token_hex(16)
-        done_read, done_write = os.pipe()
-        cmd[cmd.index(_OPTS_PLACEHOLDER)] = json.dumps({**opts, "done_fd": done_write})
-        started = time.perf_counter()
-        timed_out = False
-        try:
-            with open(logs / "out", "wb") as out, open(logs / "err", "wb") as err:
-                proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                        start_new_session=True, pass_fds=(done_write,))
-                os.close(done_write)
-                _send_token(proc, token)
-                try:
-                    # the child's own start-up is included; a little slack over the limit before the kill
-                    proc.wait(timeout=limits.timeout_s + 2.0)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                finally:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
-                    proc.wait()
-            completed = _read_all(done_read) == token.encode()
-        finally:
-            os.close(done_read)
-        duration = time.perf_counter() - started
-        cap = limits.output_kb * 1024
-        stdout = (logs / "out").read_bytes()[:cap].decode("utf-8", "replace")
-        stderr = (logs / "err").read_bytes()[:cap].decode("utf-8", "replace")
-        return _classify(proc.returncode, timed_out, stdout, stderr, duration, mode, limits, completed)
+        with sandbox_command(launch, files, args, limits.memory_mb) as (argv, kwargs), \
+                tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kwargs["pass_fds"] = (*kwargs["pass_fds"], done_write)
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True, **kwargs)
+            os.close(done_write)
+            done_write = -1
+            _send_token(proc, token)
+            timed_out = _wait(proc, limits.timeout_s + 2.0)  # the child's own start-up is included: a little slack
+            sent = _read_all(done_read)
+            stdout, stderr = _read_capped(out, cap), _read_capped(err, cap)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
+        os.close(done_read)
+        if done_write >= 0:
+            os.close(done_write)
+    completed = sent == token.encode()
+    code = proc.returncode
+    # bwrap reports a signal death as 128 + the signal, like a shell; Popen gives a negative code
+    signum = -code if code < 0 else (code - 128 if launch.backend == "bwrap" and 128 < code < 128 + signal.NSIG else 0)
+    failure, detail = classify(code, signum, timed_out, completed, {} if completed else parse_record(sent),
+                               {"solution.py": program, "tests.py": tests}, limits.timeout_s, limits.cpu_s,
+                               limits.memory_mb, limits.output_kb)
+    return SandboxResult(failure is None, failure, detail, stdout, stderr, time.perf_counter() - started, launch.backend)
 
 
-_OPTS_PLACEHOLDER = "<options>"
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for the child at most ``timeout`` seconds, then kill whatever is left of it; return whether it timed out."""
+    try:
+        proc.wait(timeout=timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        return True
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its process group; bwrap's own children die with it (--die-with-parent)
+        proc.wait()
 
 
 def _send_token(proc: subprocess.Popen, token: str) -> None:
@@ -147,26 +177,6 @@ def _read_all(fd: int, limit: int = 4096) -> bytes:
     return b"".join(chunks)
 
 
-def _classify(code: int, timed_out: bool, stdout: str, stderr: str, duration: float, mode: str,
-              limits: SandboxLimits, completed: bool = True) -> SandboxResult:
-    def result(failure: Optional[FailureKind], detail: str) -> SandboxResult:
-        return SandboxResult(failure is None, failure, detail, stdout, stderr, duration, mode)
-
-    if timed_out:
-        return result("timeout", f"timeout: still running after {limits.timeout_s:g} s; killed")
-    if code == 0 and not completed:
-        return result("runtime_error", "the program ended the process before its tests completed (exit 0 without the "
-                                       "harness's completion signal)")
-    if code == 0:
-        return result(None, "tests passed")
-    if code in _BY_CODE:
-        return result(_BY_CODE[code], _tail(stderr))
-    if code == 14:
-        return result("resource", f"resource: memory limit of {limits.memory_mb} MiB reached")
-    if code == 15:
-        return result("resource", f"resource: CPU limit of {max(1, int(limits.timeout_s + 0.999))} s reached")
-    if code == 16:
-        return result("resource", f"resource: output or file size limit of {limits.output_kb} KiB reached")
-    if code < 0:
-        return result("crashed", f"crashed: killed by {signal.Signals(-code).name}; {_tail(stderr)}".rstrip("; "))
-    return result("crashed", f"crashed: exit {code}; {_tail(stderr)}".rstrip("; "))
+def _read_capped(f: IO[bytes], cap: int) -> str:
+    f.seek(0)
+    return f.read(cap).decode("utf-8", "replace")

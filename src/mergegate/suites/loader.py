@@ -135,8 +135,12 @@ def load_model_file(path: Path, model: type[M], error: type[InputError], shape: 
         raise validation_error_to_input_error(exc, doc, model, error) from None
 
 
-def load_suite(path: str | Path) -> LoadedSuite:
-    """Return the validated suite at ``path``; raise :class:`SuiteError` naming file and line."""
+def load_suite(path: str | Path, run_user_code: bool = True) -> LoadedSuite:
+    """Return the validated suite at ``path``; raise :class:`SuiteError` naming file and line.
+
+    ``run_user_code=False`` (``mergegate validate``): checks whose preparation would import the team's
+    modules are checked from their source instead (nothing they hold is prepared).
+    """
     path = Path(path)
     refresh_check_types()
     doc, suite = load_model_file(path, Suite, SuiteError, "'name' and 'cases'")
@@ -152,11 +156,12 @@ def load_suite(path: str | Path) -> LoadedSuite:
         prepared[case.id] = []
         for j, spec in enumerate(case.checks):
             ctype = REGISTRY[spec.type]
-            if ctype.prepare is None:
+            prepare = ctype.prepare if run_user_code or ctype.static_prepare is None else ctype.static_prepare
+            if prepare is None:
                 prepared[case.id].append(None)
                 continue
             try:
-                prepared[case.id].append(ctype.prepare(spec, path.parent))
+                prepared[case.id].append(prepare(spec, path.parent))
             except ValueError as exc:
                 raise SuiteError(f"cases[{i}].checks[{j}] ({spec.type}): {exc}", path,
                                  doc.lines.get(("cases", i, "checks", j), line)) from None

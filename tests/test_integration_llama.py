@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -161,7 +162,9 @@ def test_sigkill_of_mergegate_does_not_orphan_its_server(tmp_path):
         assert pid is not None, proc.communicate(timeout=60)[0]
         proc.kill()
         proc.wait(timeout=60)
-        deadline = time.monotonic() + 60
+        # the evaluation process still writes to the pipe the killed one shared: keep reading it, or it blocks once full
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        deadline = time.monotonic() + 180  # the server's graceful stop waits for its request in flight, then SIGKILL
         while time.monotonic() < deadline and (_alive(pid) or (logs / "candidate.pid").exists()):
             time.sleep(0.2)
         assert not _alive(pid), "the server was orphaned"

@@ -171,8 +171,8 @@ def test_bwrap_shows_the_program_only_the_system_and_python_read_only():
     program = (
         "import os, sys\n"
         f"seen = {{p: os.path.exists(p) for p in ({str(repo / 'src')!r}, {str(repo / '.git')!r}, {str(repo / 'README.md')!r}, "
-        "'/etc', '/tmp', '/var')}\n"
-        f"listed = {{p: sorted(os.listdir(p)) if os.path.isdir(p) else [] for p in ({str(repo)!r}, {str(home)!r})}}\n"
+        "'/etc')}\n"
+        f"listed = {{p: sorted(os.listdir(p)) if os.path.isdir(p) else [] for p in ({str(repo)!r}, {str(home)!r}, '/tmp', '/var')}}\n"
         "def writable(p):\n"
         "    try:\n        open(p, 'w').close()\n        return True\n    except OSError:\n        return False\n"
         "probes = {p: writable(p) for p in ('/x', '/usr/x', '/dev/x', sys.prefix + '/x')}\n"
@@ -180,8 +180,10 @@ def test_bwrap_shows_the_program_only_the_system_and_python_read_only():
     )
     tests = ("assert not any(seen.values()), seen\nassert not any(probes.values()), probes\nassert uid == 65534, uid\n"
              "assert os.environ.get('HOME') == '/sandbox' and 'MERGEGATE_TEST_SECRET' not in os.environ\n"
-             # the repository and the home folder hold at most the (empty) path to the Python installation
-             f"assert listed == {{{str(repo)!r}: {_python_entries(repo)!r}, {str(home)!r}: {_python_entries(home)!r}}}, listed\n")
+             # the repository, the home folder, /tmp and /var hold at most the (empty) path to the Python installation
+             # (a clone under /tmp has its venv there)
+             f"assert listed == {{{str(repo)!r}: {_python_entries(repo)!r}, {str(home)!r}: {_python_entries(home)!r}, "
+             f"'/tmp': {_python_entries(Path('/tmp'))!r}, '/var': {_python_entries(Path('/var'))!r}}}, listed\n")
     res = run_python(program, tests, SandboxLimits(timeout_s=5, audit_hook=False), backend="bwrap")
     assert res.passed, res
 

@@ -51,6 +51,10 @@ class CheckContext:
     tool_calls: Optional[list[dict[str, Any]]] = None
     # judge checks only: this check's verdict for this side, from the judge phase (see mergegate.judge.engine)
     judgement: Optional[dict[str, Any]] = None
+    # the tools the case offered, by name: their JSON Schema of arguments (None when it offered none)
+    tools: Optional[dict[str, dict[str, Any]]] = None
+    # whether this model was asked to write its calls as JSON in the text (tool_format: prompt), not as API tool_calls
+    calls_in_text: bool = True
 
 
 @dataclass

@@ -1,9 +1,16 @@
 """Tool calls: did the model call the expected function(s) with the expected arguments?
 
-Calls come from the API's ``tool_calls`` when the engine returns them, else
+Calls come from the API's ``tool_calls`` when the engine returns them, and
 from JSON in the text (a bare object, a list, ``{"tool_calls": [...]}`` or
-``<tool_call>`` tags). Comparison is type-aware: ``5`` and ``5.0`` match,
-``"5"`` and ``5`` do not, ``true`` is not ``1``. Parallel calls are compared
+``<tool_call>`` tags) only when the model was asked to write them there
+(``tool_format: prompt``, or ``calls_in_text: true`` on the check), and then
+only objects that name a tool the case offers: an answer in API mode that
+mentions ``{"name": ...}`` in prose is prose, not a call.
+
+Comparison is type-aware: ``5`` and ``5.0`` match unless the tool declares the
+argument an integer, ``"5"`` and ``5`` do not, ``true`` is not ``1``; strings
+match exactly (after trimming), or with ``strings: normalized`` as BFCL's checker
+compares them (case, spaces and ``,./-_*^`` ignored). Parallel calls are compared
 as a multiset; ``calls: []`` expects that no tool is called (irrelevance).
 """
 
@@ -12,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,23 +60,44 @@ class ExpectedCall(BaseModel):
         return self
 
 
-def values_match(expected: Any, got: Any, unordered: bool = False) -> bool:
+StringMatch = Literal["exact", "normalized"]
+_PUNCTUATION = re.compile(r"[ ,./\-_*^]")
+
+
+def normalized(text: str) -> str:
+    """Return ``text`` as BFCL's checker compares strings: no spaces or ``,./-_*^``, lower case, ``'`` as ``"``."""
+    return _PUNCTUATION.sub("", text).lower().replace("'", '"')
+
+
+def values_match(expected: Any, got: Any, unordered: bool = False, strings: StringMatch = "exact") -> bool:
     """Return True when ``got`` equals ``expected`` type-aware (numbers compare as numbers, never as strings or booleans)."""
     if isinstance(expected, bool) or isinstance(got, bool):
         return type(expected) is type(got) and expected == got
     if isinstance(expected, (int, float)):
-        return isinstance(got, (int, float)) and math.isclose(expected, got, rel_tol=1e-9, abs_tol=1e-12)
+        return isinstance(got, (int, float)) and _numbers_match(expected, got)
     if isinstance(expected, str):
-        return isinstance(got, str) and got.strip() == expected.strip()
+        if not isinstance(got, str):
+            return False
+        return got.strip() == expected.strip() if strings == "exact" else normalized(got) == normalized(expected)
     if isinstance(expected, dict):
-        return isinstance(got, dict) and set(got) == set(expected) and all(values_match(v, got[k]) for k, v in expected.items())
+        return (isinstance(got, dict) and set(got) == set(expected)
+                and all(values_match(v, got[k], strings=strings) for k, v in expected.items()))
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
             return False
         if not unordered:
-            return all(values_match(e, g) for e, g in zip(expected, got, strict=True))
-        return _perfect_matching(expected, got, values_match)
+            return all(values_match(e, g, strings=strings) for e, g in zip(expected, got, strict=True))
+        return _perfect_matching(expected, got, lambda e, g: values_match(e, g, strings=strings))
     return expected is None and got is None
+
+
+def _numbers_match(expected: float, got: float) -> bool:
+    if isinstance(expected, int) and isinstance(got, int):
+        return expected == got  # exact, and no float conversion (10**400 is a valid JSON integer)
+    try:
+        return math.isclose(expected, got, rel_tol=1e-9, abs_tol=1e-12)
+    except OverflowError:  # an integer beyond float range against a float: no float is that integer
+        return False
 
 
 def _perfect_matching(expected: list, got: list, same: Any) -> bool:
@@ -90,18 +118,25 @@ def _perfect_matching(expected: list, got: list, same: Any) -> bool:
     return len(expected) == len(got) and place(0)
 
 
-def call_mismatch(exp: ExpectedCall, got: dict[str, Any]) -> Optional[str]:
-    """Return why ``got`` (``{"name", "arguments"}``) is not ``exp``, or None when it matches."""
+def call_mismatch(exp: ExpectedCall, got: dict[str, Any], strings: StringMatch = "exact",
+                  schema: Optional[dict[str, Any]] = None) -> Optional[str]:
+    """Return why ``got`` (``{"name", "arguments"}``) is not ``exp``, or None when it matches.
+
+    ``schema``: the offered tool's JSON Schema of arguments; an argument it declares an integer must be one.
+    """
     if got["name"] != exp.name:
         return f"called {got['name']!r}, expected {exp.name!r}"
     args = got["arguments"]
+    wrong = _against_schema(args, schema) if schema else None
+    if wrong:
+        return f"{exp.name}: {wrong}"
     for name, value in exp.arguments.items():
         if name not in args:
             if name in exp.optional:
                 continue
             return f"{exp.name}: missing argument {name!r}"
         accepted = [value, *exp.alternatives.get(name, [])]
-        if not any(values_match(v, args[name], name in exp.unordered) for v in accepted):
+        if not any(values_match(v, args[name], name in exp.unordered, strings) for v in accepted):
             return f"{exp.name}: argument {name!r} is {json.dumps(args[name])}, expected {' or '.join(json.dumps(v) for v in accepted)}"
     extra = sorted(set(args) - set(exp.arguments))
     if extra:
@@ -109,19 +144,43 @@ def call_mismatch(exp: ExpectedCall, got: dict[str, Any]) -> Optional[str]:
     return None
 
 
-def match_calls(expected: list[ExpectedCall], got: list[dict[str, Any]]) -> Optional[str]:
-    """Return None when ``got`` matches ``expected`` as a multiset of calls, else the reason it does not."""
+def _against_schema(args: dict[str, Any], schema: dict[str, Any]) -> Optional[str]:
+    """Return how ``args`` break the tool's declared arguments (required, known, typed), or None."""
+    declared = schema.get("properties") or {}
+    missing = [name for name in schema.get("required") or [] if name not in args]
+    if missing:
+        return f"missing argument(s) {missing} the tool requires"
+    unknown = sorted(set(args) - set(declared)) if declared else []
+    if unknown:
+        return f"argument(s) {unknown} the tool does not take"
+    for name, value in args.items():
+        # integers only: a value's other types are decided by the expected value (BFCL's own data mixes types freely)
+        if (declared.get(name) or {}).get("type") == "integer" and isinstance(value, float):
+            return f"argument {name!r} is {json.dumps(value)}, the tool declares an integer"
+    return None
+
+
+def match_calls(expected: list[ExpectedCall], got: list[dict[str, Any]], strings: StringMatch = "exact",
+                tools: Optional[dict[str, dict[str, Any]]] = None) -> Optional[str]:
+    """Return None when ``got`` matches ``expected`` as a multiset of calls, else the reason it does not.
+
+    ``tools``: the offered tools' argument schemas by name (integer arguments are checked against them).
+    """
     if not expected:
         return None if not got else f"expected no tool call, got {', '.join(c['name'] for c in got)}"
     if not got:
         return f"expected a call to {', '.join(e.name for e in expected)}, got none"
     if len(got) != len(expected):
         return f"expected {len(expected)} call(s), got {len(got)}: {', '.join(c['name'] for c in got)}"
+
+    def mismatch(e: ExpectedCall, g: dict[str, Any]) -> Optional[str]:
+        return call_mismatch(e, g, strings, (tools or {}).get(e.name))
+
     if len(expected) == 1:
-        return call_mismatch(expected[0], got[0])
-    if _perfect_matching(expected, got, lambda e, g: call_mismatch(e, g) is None):
+        return mismatch(expected[0], got[0])
+    if _perfect_matching(expected, got, lambda e, g: mismatch(e, g) is None):
         return None
-    reasons = [call_mismatch(e, g) for e in expected for g in got if g["name"] == e.name]
+    reasons = [mismatch(e, g) for e in expected for g in got if g["name"] == e.name]
     return next((r for r in reasons if r), "the calls do not pair up with the expected calls")
 
 
@@ -148,10 +207,12 @@ def _normalize(obj: Any) -> list[dict[str, Any]]:
     return [{"name": obj["name"], "arguments": args}]
 
 
-def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[list[dict[str, Any]], Optional[str]]:
-    """Return ``(calls, error)``: the calls from the API's ``tool_calls``, else from JSON in ``text``.
+def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str, read_text: bool = True,
+                offered: Optional[set[str]] = None) -> tuple[list[dict[str, Any]], Optional[str]]:
+    """Return ``(calls, error)``: the calls from the API's ``tool_calls``, else (``read_text``) from JSON in ``text``.
 
-    Text without any JSON call is no call; a call whose arguments are not
+    Text without any JSON call is no call; a JSON object in the text counts as a
+    call only when ``offered`` is None or names it; a call whose arguments are not
     valid JSON is an error (the model tried and failed).
     """
     calls: list[dict[str, Any]] = []
@@ -165,6 +226,8 @@ def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[l
                 return [], f"{c.get('name')}: arguments are not a JSON object"
             calls.append({"name": c.get("name"), "arguments": args})
         return calls, None
+    if not read_text:
+        return [], None
     tagged = _TAGGED.findall(text)
     candidates = tagged or [extract_json_text(text)]
     for chunk in candidates:
@@ -173,21 +236,25 @@ def parse_calls(api_calls: Optional[list[dict[str, Any]]], text: str) -> tuple[l
             continue
         except (json.JSONDecodeError, ValueError):
             pass
-        found = _first_json_call(chunk)
+        found = _first_json_call(chunk, offered)
         if found:
             calls += found
+    if offered is not None:
+        calls = [c for c in calls if c["name"] in offered]
     return calls, None
 
 
-def _first_json_call(text: str) -> list[dict[str, Any]]:
-    """Return the calls in the first JSON value embedded in prose that is a call (or list of calls)."""
+def _first_json_call(text: str, offered: Optional[set[str]] = None) -> list[dict[str, Any]]:
+    """Return the calls in the first JSON value embedded in prose that is a call (or list of calls) of an offered tool."""
     decoder = json.JSONDecoder()
     for m in re.finditer(r"[\[{]", text):
         try:
             value, _ = decoder.raw_decode(text, m.start())
-            return _normalize(value)
+            calls = _normalize(value)
         except (json.JSONDecodeError, ValueError):
             continue
+        if offered is None or any(c["name"] in offered for c in calls):
+            return calls
     return []
 
 
@@ -195,10 +262,15 @@ def _first_json_call(text: str) -> list[dict[str, Any]]:
 def tool_call(
     ctx: CheckContext,
     calls: Annotated[list[ExpectedCall], Field(description="The expected call(s), compared as a multiset; [] = no tool may be called.")],
+    strings: Annotated[StringMatch, Field(description="'exact' (after trimming) or 'normalized': case, spaces and ,./-_*^ ignored, "
+                                                      "as BFCL's checker compares strings.")] = "exact",
+    calls_in_text: Annotated[Optional[bool], Field(description="Read calls written as JSON in the answer: default only when the model "
+                                                               "was asked to (tool_format: prompt); true also in API mode.")] = None,
 ) -> Outcome:
     """Passes when the model's tool calls (API ``tool_calls`` or JSON in text) match ``calls`` by name and type-aware arguments."""
-    got, error = parse_calls(ctx.tool_calls, ctx.output)
+    read_text = ctx.calls_in_text if calls_in_text is None else calls_in_text
+    got, error = parse_calls(ctx.tool_calls, ctx.output, read_text, set(ctx.tools) if ctx.tools is not None else None)
     if error:
         return Outcome(score=0.0, passed=False, detail=error, extra={"calls": got})
-    reason = match_calls(list(calls), got)
+    reason = match_calls(list(calls), got, strings, ctx.tools)
     return Outcome(score=float(reason is None), passed=reason is None, detail=reason or "", extra={"calls": got})

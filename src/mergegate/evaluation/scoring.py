@@ -24,7 +24,7 @@ TRUNCATED = "truncated"
 
 
 def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Optional[dict[int, dict]] = None,
-               truncated: str = "fail", budget_s: Optional[float] = None) -> SideResult:
+               truncated: str = "fail", budget_s: Optional[float] = None, calls_in_text: bool = True) -> SideResult:
     """Return one model's :class:`SideResult` on ``case``: every check run on ``gen``.
 
     ``judgements[check_index]``: the judge's verdict for each judge check of the
@@ -32,11 +32,14 @@ def score_side(case: Case, suite: LoadedSuite, gen: Generation, judgements: Opti
     (fail closed: an error never raises a mean). An answer cut off at
     max_tokens fails the case too when ``truncated`` is "fail": half an answer
     can pass a ``contains`` or score-only check, and must not pass silently.
-    ``budget_s``: each check's time budget (``check_timeout_s``).
+    ``budget_s``: each check's time budget (``check_timeout_s``). ``calls_in_text``: the model was asked for
+    its tool calls as JSON in its text (``tool_format: prompt``) rather than as the API's ``tool_calls``.
     """
     results: list[CheckResult] = []
+    offered = suite.suite.tools_of(case)
     ctx = CheckContext(output=gen.text, reference=case.reference, latency_ms=gen.latency_ms, suite_dir=suite.path.parent,
-                       case_id=case.id, prompt=case.input_text, tool_calls=gen.tool_calls)
+                       case_id=case.id, prompt=case.input_text, tool_calls=gen.tool_calls, calls_in_text=calls_in_text,
+                       tools={t.function.name: t.function.parameters for t in offered} if offered else None)
     for index, (spec, prepared) in enumerate(zip(case.checks, suite.prepared[case.id], strict=True)):
         gated = REGISTRY[spec.type].kind == "bool" or getattr(spec, "threshold", None) is not None
         if gen.error:
@@ -71,7 +74,7 @@ def _generation(responses: dict[ResponseKey, Response], role: str, ls: LoadedSui
 
 def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[ResponseKey, Response], judgements: Judgements,
                 contaminated: Optional[set[tuple[str, str]]], truncated: str = "fail", budget_s: Optional[float] = None,
-                ) -> list[CaseResult]:
+                calls_in_text: Optional[dict[str, bool]] = None) -> list[CaseResult]:
     """Return a :class:`CaseResult` per selected case, both sides scored; ``responses`` is consumed (emptied of theirs).
 
     ``contaminated``: the (suite, case id) pairs found in training data, or None
@@ -83,7 +86,8 @@ def score_cases(selected: Iterable[tuple[LoadedSuite, Case]], responses: dict[Re
         for role in ROLES:
             mine = {i: judgements[(ls.name, case.id, i, role)] for i in range(len(case.checks))
                     if (ls.name, case.id, i, role) in judgements}
-            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine, truncated, budget_s)
+            sides[role] = score_side(case, ls, _generation(responses, role, ls, case), mine, truncated, budget_s,
+                                     (calls_in_text or {}).get(role, True))
         flagged = None if contaminated is None else (ls.name, case.id) in contaminated
         cases.append(CaseResult(suite=ls.name, id=case.id, category=case.category, blocking=case.blocking, cluster=case.cluster,
                                 contaminated=flagged, input=case.input_text, reference=case.reference,

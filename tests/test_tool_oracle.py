@@ -1,13 +1,14 @@
 """``tool_call`` against BFCL's own AST checker (``bfcl-eval``), on every Python case of its AST categories.
 
-For each case, model outputs are built mechanically from BFCL's possible answers
+BFCL's possible answers become expected calls through mergegate's own
+:func:`~mergegate.checks.tools.expected_from_bfcl` (what ``scripts/bfcl_data.py`` writes into suites).
+For each case, model outputs are built mechanically from them
 (the first and the last acceptable values, optional arguments left out, a wrong
 value, a missing or an extra argument, a wrong function, changed case and
 punctuation, a float for an integer) and both checkers judge them; mergegate runs
 with ``strings: normalized`` (BFCL's string comparison) and the tools' schemas.
 """
 
-import itertools
 import json
 import sys
 import types
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.checks.tools import ExpectedCall, match_calls
+from mergegate.checks.tools import expected_from_bfcl, match_calls
 
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple",
               "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
@@ -52,40 +53,6 @@ def _data(category):
     answers = {a["id"]: a["ground_truth"] for a in (json.loads(x) for x in
                (root / "possible_answer" / f"BFCL_v4_{category}.json").read_text().splitlines() if x.strip())}
     return [(c, answers[c["id"]]) for c in cases if c["id"] in answers]
-
-
-def _expand(value):
-    """Yield every concrete value a BFCL possible answer allows (nested dicts hold lists of acceptable values)."""
-    if isinstance(value, dict):
-        keys = list(value)
-        options = [[v for item in value[k] for v in _expand(item)] if isinstance(value[k], list) else [value[k]] for k in keys]
-        for combo in itertools.product(*options):
-            yield {k: v for k, v in zip(keys, combo, strict=True) if v != ""}
-    elif isinstance(value, list):
-        for combo in itertools.product(*[list(_expand(v)) for v in value]):
-            yield list(combo)
-    else:
-        yield value
-
-
-def _expected(answer):
-    """Return BFCL's ground truth as mergegate's expected calls (None when it expands beyond MAX_ALTERNATIVES)."""
-    calls = []
-    for call in answer:
-        (name, params), = call.items()
-        arguments, alternatives, optional = {}, {}, []
-        for param, accepted in params.items():
-            values = [v for a in accepted for v in itertools.islice(_expand(a), MAX_ALTERNATIVES + 1)]
-            if len(values) > MAX_ALTERNATIVES:
-                return None
-            concrete = [v for v in values if v != ""]
-            if "" in accepted or not concrete:
-                optional.append(param)
-            arguments[param] = concrete[0] if concrete else ""
-            if concrete[1:]:
-                alternatives[param] = concrete[1:]
-        calls.append(ExpectedCall(name=name, arguments=arguments, alternatives=alternatives, optional=optional))
-    return calls
 
 
 def _perturb(value):
@@ -161,7 +128,7 @@ def test_tool_call_agrees_with_bfcl_on_every_python_ast_case():
     disagreements = []
     for category in CATEGORIES:
         for case, answer in _data(category):
-            expected = _expected(answer)
+            expected = expected_from_bfcl(answer, MAX_ALTERNATIVES)
             if expected is None:
                 skipped += 1
                 continue

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .formats import extract_json_text
 from .registry import CheckContext, Outcome, check
 
-__all__ = ["ExpectedCall", "parse_calls", "match_calls", "values_match", "tools_prompt"]
+__all__ = ["ExpectedCall", "parse_calls", "match_calls", "values_match", "tools_prompt", "expected_from_bfcl", "tool_from_bfcl"]
 
 
 def tools_prompt(tools: list[dict[str, Any]]) -> str:
@@ -67,6 +67,65 @@ _PUNCTUATION = re.compile(r"[ ,./\-_*^]")
 def normalized(text: str) -> str:
     """Return ``text`` as BFCL's checker compares strings: no spaces or ``,./-_*^``, lower case, ``'`` as ``"``."""
     return _PUNCTUATION.sub("", text).lower().replace("'", '"')
+
+
+_BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
+
+
+def tool_from_bfcl(function: dict[str, Any]) -> dict[str, Any]:
+    """Return a BFCL function description as an OpenAI ``tools`` entry (its Python type names made JSON Schema's)."""
+    def schema(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: schema(v) for k, v in node.items()}
+            if node.get("type") == "any":
+                out.pop("type")
+            elif isinstance(node.get("type"), str):
+                out["type"] = _BFCL_TYPES.get(node["type"], node["type"])
+            return out
+        return [schema(v) for v in node] if isinstance(node, list) else node
+
+    params = schema(function.get("parameters") or {"type": "object", "properties": {}})
+    return {"type": "function", "function": {"name": function["name"], "description": function.get("description", ""),
+                                             "parameters": params}}
+
+
+def _bfcl_values(value: Any, limit: int) -> list[Any]:
+    """Return every concrete value one BFCL possible answer allows (nested dicts hold lists of acceptable values)."""
+    if isinstance(value, dict):
+        combos: list[dict[str, Any]] = [{}]
+        for key, accepted in value.items():
+            options = [v for a in accepted for v in _bfcl_values(a, limit)] if isinstance(accepted, list) else [accepted]
+            combos = [{**c, **({key: o} if o != "" else {})} for c in combos for o in options][: limit + 1]
+        return combos
+    if isinstance(value, list):
+        lists: list[list[Any]] = [[]]
+        for item in value:
+            lists = [[*done, v] for done in lists for v in _bfcl_values(item, limit)][: limit + 1]
+        return lists
+    return [value]
+
+
+def expected_from_bfcl(ground_truth: list[dict[str, Any]], limit: int = 256) -> Optional[list[ExpectedCall]]:
+    """Return BFCL's possible answers as expected calls ("" among an argument's values: it may be omitted).
+
+    None when an argument's nested answers expand to more than ``limit`` alternatives.
+    """
+    calls = []
+    for call in ground_truth:
+        ((name, params),) = call.items()
+        arguments, alternatives, optional = {}, {}, []
+        for param, accepted in params.items():
+            values = [v for a in accepted for v in _bfcl_values(a, limit)]
+            if len(values) > limit:
+                return None
+            concrete = [v for v in values if v != ""]
+            if "" in accepted or not concrete:
+                optional.append(param)
+            arguments[param] = concrete[0] if concrete else ""
+            if concrete[1:]:
+                alternatives[param] = concrete[1:]
+        calls.append(ExpectedCall(name=name, arguments=arguments, alternatives=alternatives, optional=optional))
+    return calls
 
 
 def values_match(expected: Any, got: Any, unordered: bool = False, strings: StringMatch = "exact") -> bool:

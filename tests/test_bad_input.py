@@ -82,9 +82,13 @@ def test_run_refuses_bad_suite_before_starting_servers(tmp_path):
 
 def test_shipped_config_and_suites_are_valid(capsys):
     root = Path(__file__).resolve().parents[1]
-    assert main(["validate", "--root", str(root)]) == 0
+    assert main(["validate", "--root", str(root)]) == 0  # the demo's config and its suites
+    assert capsys.readouterr().out.startswith("ok: 3 suite(s), 468 case(s)")
+    assert main(["validate", "--root", str(root), str(root / "eval_suites")]) == 0  # every suite, the examples too
     out = capsys.readouterr().out
-    assert out.startswith("ok: 8 suite(s)") and out.rstrip().endswith("1 calibration set(s)")
+    assert out.startswith("ok: 11 suite(s)") and out.rstrip().endswith("1 calibration set(s)")
+    assert main(["validate", "--config", str(root / "mergegate.forgetful.yaml"), "--root", str(root)]) == 0
+    assert main(["validate", "--config", str(root / "mergegate.gpu.yaml"), "--root", str(root)]) == 0
 
 
 def test_a_bad_calibration_file_names_file_and_line(tmp_path, capsys):

@@ -161,6 +161,24 @@ def test_levels_warn_and_crit():
     assert row(None, 0.8).level == "ERROR"
 
 
+def test_a_drop_noise_could_explain_is_a_warning_and_perplexities_agree():
+    opts = BenchmarkOptions(tasks=["x"])
+
+    def row(c, b, metric="exact_match,number", se=None, hib=True):
+        return levels(BenchmarkResult(task="t", metric=metric, kind="generation", higher_is_better=hib, candidate=c, baseline=b,
+                                      candidate_stderr=se and se[0], baseline_stderr=se and se[1], level="OK"), opts)
+
+    # the demo's good adapter on 24 arithmetic documents: 6 right -> 2 right, the interval crosses zero
+    noisy = row(0.0833, 0.25, se=(0.058, 0.090))
+    assert noisy.level == "WARN" and "not significant" in noisy.detail and noisy.ci_high > 0
+    # the forgetful adapter: 6 -> 1, significant
+    assert row(0.0417, 0.25, se=(0.042, 0.090)).level == "CRIT"
+    # one log-likelihood, three figures: bits per byte +4.0%, word perplexity +20%: both a 4% rise of the cross-entropy
+    bpb, word = row(1.249, 1.200, "bits_per_byte,none", hib=False), row(114.829, 95.501, "word_perplexity,none", hib=False)
+    assert bpb.level == word.level == "WARN" and "cross-entropy rose by 4.0%" in word.detail
+    assert row(164.258, 95.501, "word_perplexity,none", hib=False).level == "CRIT"  # the forgetful adapter: +11.9%
+
+
 def test_a_run_benchmarks_both_models_and_reports_levels(tmp_path, llama):
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "s.yaml").write_text("name: s\ncases:\n"

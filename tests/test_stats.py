@@ -224,6 +224,18 @@ def test_the_target_needs_a_significant_gain_of_at_least_the_minimum():
     assert not target(0.3, 0.3, 0.3, 5, 0.95, 0.0, 0.0).found  # zero width: improved() used to say True at p = 0.32
 
 
+def test_a_change_found_is_never_underpowered_one_not_found_can_be():
+    from mergegate.stats import guardrail, target
+
+    # n=36, a +42 pt gain with a wide interval: found, so conclusive, though the suite could miss a 10 pt gain
+    gain = target(0.417, 0.247, 0.586, 36, 0.95, 1e-5, 0.05)
+    assert gain.found and not gain.underpowered and gain.detectable > 0.10 and gain.cases_needed > 36
+    drop = guardrail(-0.275, -0.43, -0.12, 40, 0.95, 1e-4, 0.05)
+    assert drop.found and not drop.underpowered
+    nothing = guardrail(-0.02, -0.17, 0.13, 40, 0.95, 0.8, 0.05)
+    assert not nothing.found and nothing.underpowered  # "no regression" from 40 cases could be a missed one
+
+
 def test_power_figures_are_consistent_with_the_cases_needed():
     from mergegate.stats import guardrail
 

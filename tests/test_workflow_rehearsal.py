@@ -300,7 +300,8 @@ def test_the_evaluated_paths_match_the_push_filter():
 
     globs = [glob(p) for p in on["push"]["paths"]]
     for path in ["mergegate.yaml", "mergegate.gpu.yaml", "sub/mergegate.yaml", "mergegate/x.yaml", "eval_suites/a.yaml",
-                 "eval_suites/deep/b.yaml", "gates/test_gate.py", "gates", "src/mergegate/verdict.py", "README.md", "xgates/a.py"]:
+                 "eval_suites/deep/b.yaml", "gates/test_gate.py", "gates", "src/mergegate/verdict.py", "README.md", "xgates/a.py",
+                 "adapters/good/adapter.gguf"]:
         assert bool(regex.match(path)) == any(g.match(path) for g in globs), path
 
 

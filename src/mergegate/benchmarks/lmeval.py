@@ -211,11 +211,18 @@ def _collect(data: dict[str, Any], role: str, kind: str, scores: dict[tuple[str,
 
 
 def levels(r: BenchmarkResult, opts: BenchmarkOptions) -> BenchmarkResult:
-    """Return ``r`` with its interval and forgetting level set.
+    """Return ``r`` with its interval and forgetting level set: the guardrail rule of the suites, on lm-eval's numbers.
 
-    Scores in [0, 1] where higher is better (accuracy, exact match) drop in
-    points; lower-is-better metrics (perplexity, bits per byte) are compared
-    relatively: a rise of ``warn_drop`` (3%) is WARN, ``crit_drop`` (5%) CRIT.
+    - Scores in [0, 1] where higher is better (accuracy, exact match) drop in points. With
+      lm-eval's standard errors, a drop beyond ``crit_drop`` is CRIT only when it is also
+      significant (the 95% interval of the delta below zero), as a general suite's gate
+      decides; a drop beyond the threshold that noise could explain is WARN, saying so
+      (24 arithmetic documents: 6 right to 2 right is within noise).
+    - Perplexities and bits per byte are compared by the relative rise of the cross-entropy
+      behind them (bits per byte itself; the logarithm of a perplexity), so the three
+      figures lm-eval reports for one task agree: a 4% rise in bits per byte is a 20% rise
+      in word perplexity, which a threshold on perplexity itself would call CRIT.
+      lm-eval gives them no standard error: the threshold alone decides.
     """
     if r.candidate is None or r.baseline is None:
         return r.model_copy(update={"level": "ERROR", "detail": "not computed for both models"})
@@ -224,10 +231,21 @@ def levels(r: BenchmarkResult, opts: BenchmarkOptions) -> BenchmarkResult:
         half = 1.959964 * math.hypot(r.candidate_stderr, r.baseline_stderr)
         ci = {"ci_low": r.delta - half, "ci_high": r.delta + half}  # type: ignore[operator]
     if r.higher_is_better:
-        drop, unit = r.baseline - r.candidate, "points"
+        drop = r.baseline - r.candidate
+        said = f"fell by {drop * 100:.1f} points"
     else:
-        drop, unit = ((r.candidate - r.baseline) / abs(r.baseline) if r.baseline else 0.0), "relative"
+        drop = _cross_entropy_rise(r.metric, r.candidate, r.baseline)
+        said = f"{'cross-entropy ' if 'perplexity' in r.metric else ''}rose by {drop * 100:.1f}%"
     level = "CRIT" if drop > opts.crit_drop else "WARN" if drop > opts.warn_drop else "OK"
-    detail = (f"{'fell' if r.higher_is_better else 'rose'} by {drop * 100:.1f}{' points' if unit == 'points' else '%'}"
-              if drop > 0 else "no worse")
-    return r.model_copy(update={"level": level, "detail": detail, **ci})
+    if level == "CRIT" and ci and not ci["ci_high"] < 0:
+        level, said = "WARN", f"{said}, not significant: 95% CI of the delta {ci['ci_low']:+.3f} to {ci['ci_high']:+.3f}"
+    return r.model_copy(update={"level": level, "detail": said if drop > 0 else "no worse", **ci})
+
+
+def _cross_entropy_rise(metric: str, candidate: float, baseline: float) -> float:
+    """Return the relative rise of the cross-entropy behind a lower-is-better metric (a perplexity's logarithm)."""
+    if "perplexity" in metric.split(",")[0]:
+        if baseline <= 1.0 or candidate <= 0:  # ln(ppl) <= 0: no cross-entropy to compare relatively
+            return candidate - baseline
+        return math.log(candidate) / math.log(baseline) - 1.0
+    return (candidate - baseline) / abs(baseline) if baseline else 0.0

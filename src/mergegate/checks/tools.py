@@ -32,10 +32,11 @@ __all__ = ["ExpectedCall", "parse_calls", "match_calls", "values_match", "tools_
 def tools_prompt(tools: list[dict[str, Any]]) -> str:
     """Return the system-prompt text that offers ``tools`` to a model without API tool support (``tool_format: prompt``).
 
-    It asks for exactly the JSON that :func:`parse_calls` reads back.
+    It asks for exactly the JSON that :func:`parse_calls` reads back. One compact line per tool: an
+    indented schema costs a small model ~40% more prompt tokens for nothing (prompt time is most of a case's).
     """
     return ("You can call these tools (JSON Schema of each function's arguments):\n"
-            + json.dumps([t["function"] for t in tools], indent=1)
+            + "\n".join(json.dumps(t["function"], ensure_ascii=False) for t in tools)
             + '\nTo call a tool, reply with only a JSON object {"name": <function name>, "arguments": {<argument>: <value>}}; '
             "for several calls, a JSON list of such objects. If no tool fits the request, answer in plain text without JSON.")
 

@@ -58,7 +58,9 @@ class ModelSpec(_Strict):
     served_name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]+$",
                                        description="Model name the server answers to (default: the role).")
     system_prompt: Optional[str] = Field(default=None, description="Prepended to every request: a prompted baseline is a model plus this.")
-    adapter: Optional[str] = Field(default=None, description="LoRA adapter path (engine: vllm).")
+    adapter: Optional[str] = Field(default=None, description="LoRA adapter on top of 'model': a folder with the PEFT files (vLLM "
+                                   "serves it with --lora-modules) and one .gguf (llama.cpp loads it with --lora_path), or the .gguf "
+                                   "itself; relative to mergegate.yaml. For vLLM, a hub id.")
     base_url: Optional[str] = Field(default=None, description="OpenAI-compatible base URL ending in /v1 (engine: external).")
     api_key_env: Optional[str] = Field(default=None, description="Environment variable holding the API key (engine: external).")
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, seed=0, max_tokens=256))
@@ -86,8 +88,8 @@ class ModelSpec(_Strict):
             raise ValueError("'vllm' options are only for engine 'vllm'")
         if self.llama_cpp is not None and self.engine != "llama-cpp":
             raise ValueError("'llama_cpp' options are only for engine 'llama-cpp'")
-        if self.adapter and self.engine != "vllm":
-            raise ValueError("'adapter' (LoRA) is supported with engine 'vllm' only")
+        if self.adapter and self.engine == "external":
+            raise ValueError("'adapter' (LoRA) is for the engines mergegate starts (vllm, llama-cpp): an external server loads its own")
         return self
 
 

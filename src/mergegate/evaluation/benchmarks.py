@@ -22,7 +22,7 @@ def run_benchmark_phase(loaded: LoadedConfig, fleet: ServerFleet, output_dir: Pa
     and stops with it.
     """
     from ..benchmarks import Target, run_benchmarks
-    from ..serving import resolve_model_path
+    from ..serving import resolve_adapter, resolve_model_path
 
     cfg = loaded.config
     opts = cfg.benchmarks
@@ -34,7 +34,9 @@ def run_benchmark_phase(loaded: LoadedConfig, fleet: ServerFleet, output_dir: Pa
         if spec.engine == "vllm":
             completions, tokenizer = ep.base_url + "/completions", "huggingface"
         elif gguf:
-            scorer = fleet.scoring_server(role, resolve_model_path(gguf, loaded.root), ep.model)
+            # the candidate's adapter applies to its log-probabilities too (a scoring_model is a merged checkpoint: no adapter)
+            adapter = resolve_adapter(spec, loaded.root) if spec.engine == "llama-cpp" and not spec.scoring_model else None
+            scorer = fleet.scoring_server(role, resolve_model_path(gguf, loaded.root), ep.model, adapter)
             completions = scorer.ready_url.rsplit("/", 1)[0] + "/completions"
         return Target(role, ep.model, ep.base_url + "/chat/completions", completions, tokenizer,
                       ep.identity or {"model": spec.model, "engine": spec.engine}, ep.system_prompt, dict(ep.extra_body),

@@ -91,8 +91,9 @@ class BenchmarkResult(_Model):
                                     "lm-eval reports no per-document pairing).")
     ci_high: Optional[float] = None
     level: Literal["OK", "WARN", "CRIT", "ERROR"] = Field(description="Forgetting level: WARN/CRIT when the score fell by more than "
-                                                           "benchmarks.warn_drop/crit_drop (perplexity: relative rise); "
-                                                           "ERROR: not computed.")
+                                                           "benchmarks.warn_drop/crit_drop (perplexity and bits per byte: relative "
+                                                           "rise of the cross-entropy); CRIT also needs the interval, when there "
+                                                           "is one, below zero; ERROR: not computed.")
     detail: str = ""
 
     @computed_field  # type: ignore[prop-decorator]

@@ -20,7 +20,8 @@ from typing import Any, Optional
 from ..config.models import LlamaCppOptions, ModelSpec, VllmOptions
 from ..errors import ConfigError
 
-__all__ = ["resolve_model_path", "build_command", "ready_path", "engine_version", "identity", "request_extras", "server_key"]
+__all__ = ["resolve_model_path", "resolve_adapter", "build_command", "ready_path", "engine_version", "identity", "request_extras",
+           "server_key"]
 
 
 def resolve_model_path(model: str, root: Path) -> str:
@@ -51,14 +52,45 @@ def resolve_model_path(model: str, root: Path) -> str:
     return str(local.resolve()) if local.exists() else model
 
 
+def resolve_adapter(spec: ModelSpec, root: Path) -> Optional[str]:
+    """Return the LoRA adapter the engine loads, as an absolute path (None without one).
+
+    A pull request carries one adapter folder in both formats: the PEFT files (vLLM's
+    ``--lora-modules`` reads the folder) and one ``.gguf`` (llama.cpp's ``--lora_path``
+    reads the file), so ``adapter`` may name the folder for either engine, or the file
+    itself. Relative paths are relative to the config's folder, like every other path.
+    For vLLM, anything that is not a local folder is passed on as a hub id.
+    """
+    if not spec.adapter:
+        return None
+    local = Path(spec.adapter) if Path(spec.adapter).is_absolute() else root / spec.adapter
+    if spec.engine == "llama-cpp":
+        if local.is_dir():
+            ggufs = sorted(local.glob("*.gguf"))
+            if len(ggufs) != 1:
+                raise ConfigError(f"adapter {spec.adapter!r}: engine llama-cpp loads a GGUF LoRA, and {local} holds "
+                                  f"{len(ggufs)} .gguf files (want exactly one)")
+            return str(ggufs[0].resolve())
+        if local.is_file() and local.suffix == ".gguf":
+            return str(local.resolve())
+        raise ConfigError(f"adapter {spec.adapter!r}: no GGUF LoRA at {local} "
+                          "(engine llama-cpp loads a .gguf file, or a folder holding one)")
+    if local.is_dir():
+        if not (local / "adapter_config.json").is_file():
+            raise ConfigError(f"adapter {spec.adapter!r}: {local} has no adapter_config.json (vLLM serves PEFT LoRA adapters)")
+        return str(local.resolve())
+    return spec.adapter
+
+
 def served_model(spec: ModelSpec, role: str) -> str:
     """Return the model name sent in requests."""
     return spec.served_name or role
 
 
-def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> list[str]:
-    """Return the argv that serves ``spec`` on 127.0.0.1:``port``."""
+def build_command(spec: ModelSpec, role: str, model_path: str, port: int, adapter: Optional[str] = None) -> list[str]:
+    """Return the argv that serves ``spec`` on 127.0.0.1:``port`` (``adapter``: from :func:`resolve_adapter`)."""
     name = served_model(spec, role)
+    adapter = adapter or spec.adapter
     if spec.engine == "llama-cpp":
         lopts = spec.llama_cpp or LlamaCppOptions()
         # llama_cpp.server, with no prompt-prefix reuse across requests (see serving/llama_server.py)
@@ -66,20 +98,22 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int) -> lis
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(lopts.n_ctx)]
         if lopts.n_threads:
             cmd += ["--n_threads", str(lopts.n_threads)]
+        if adapter:
+            cmd += ["--lora_path", adapter]
         return cmd
     if spec.engine == "vllm":
         opts = spec.vllm or VllmOptions()
         seed = spec.sampling.seed if spec.sampling.seed is not None else 0
         # With a LoRA adapter, requests name the adapter; the base model gets its own name.
-        base_name = f"{name}-base" if spec.adapter else name
+        base_name = f"{name}-base" if adapter else name
         cmd = ["vllm", "serve", model_path, "--served-model-name", base_name, "--host", "127.0.0.1", "--port", str(port),
                "--seed", str(seed), "--generation-config", "vllm", "--max-model-len", str(opts.max_model_len),
                "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--dtype", opts.dtype,
                "--tensor-parallel-size", str(opts.tensor_parallel_size), "--data-parallel-size", str(opts.data_parallel_size)]
         if spec.revision:
             cmd += ["--revision", spec.revision]
-        if spec.adapter:
-            cmd += ["--enable-lora", "--lora-modules", f"{name}={spec.adapter}"]
+        if adapter:
+            cmd += ["--enable-lora", "--lora-modules", f"{name}={adapter}"]
             if opts.max_lora_rank:
                 cmd += ["--max-lora-rank", str(opts.max_lora_rank)]
         if opts.trust_remote_code:
@@ -126,20 +160,22 @@ def revision_of(spec: ModelSpec, model_path: str) -> Optional[str]:
     return None
 
 
-def identity(spec: ModelSpec, role: str, model_path: str) -> Optional[dict[str, Any]]:
+def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str] = None) -> Optional[dict[str, Any]]:
     """Return everything about the served model that decides its outputs, or None if unknowable.
 
     None (no revision for an external endpoint or a hub id) disables caching for that model:
-    a cache we cannot key correctly would serve stale answers.
+    a cache we cannot key correctly would serve stale answers. A local adapter is keyed by
+    the digest of its files, so a retrained adapter at the same path is a new model.
     """
+    adapter = adapter or spec.adapter
     revision = revision_of(spec, model_path)
     if revision is None:
         return None
     ident: dict[str, Any] = {"engine": spec.engine, "engine_version": engine_version(spec.engine),
                              "model": spec.model if spec.engine == "external" else Path(model_path).name,
                              "revision": revision, "adapter": spec.adapter}
-    if spec.adapter and Path(spec.adapter).exists():
-        ident["adapter_sha256"] = _dir_digest(Path(spec.adapter))
+    if adapter and Path(adapter).exists():
+        ident["adapter_sha256"] = _dir_digest(Path(adapter))
     if spec.engine == "vllm":
         ident["flags"] = (spec.vllm or VllmOptions()).model_dump()
     if spec.engine == "llama-cpp":
@@ -167,8 +203,8 @@ def request_extras(spec: ModelSpec) -> dict[str, Any]:
     return {**engine, **spec.extra_body}
 
 
-def server_key(spec: ModelSpec, role: str, model_path: str) -> str:
+def server_key(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str] = None) -> str:
     """Return a key equal for two roles that one server process can serve."""
-    return json.dumps([spec.engine, model_path, served_model(spec, role), spec.adapter,
+    return json.dumps([spec.engine, model_path, served_model(spec, role), adapter or spec.adapter,
                        (spec.vllm or VllmOptions()).model_dump() if spec.engine == "vllm" else None,
                        (spec.llama_cpp or LlamaCppOptions()).model_dump() if spec.engine == "llama-cpp" else None])

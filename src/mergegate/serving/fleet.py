@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import urllib.parse
@@ -13,7 +14,7 @@ from typing import Any, Optional
 from ..config.loader import LoadedConfig
 from ..config.models import ModelSpec
 from ..errors import ServerError
-from .engines import build_command, identity, ready_path, request_extras, resolve_model_path, served_model, server_key
+from .engines import build_command, identity, ready_path, request_extras, resolve_adapter, resolve_model_path, served_model, server_key
 from .process import ManagedServer, _answers, free_port
 
 __all__ = ["Endpoint", "ServerFleet"]
@@ -75,17 +76,22 @@ class ServerFleet:
             return Endpoint(role, base, served_model(spec, role), spec.engine, key or "EMPTY",
                             identity(spec, role, spec.model), spec.system_prompt, request_extras(spec))
         path = resolve_model_path(spec.model, self.loaded.root)
-        server = self._server(server_key(spec, role, path), role.replace(":", "-"),
-                              lambda port: build_command(spec, role, path, port), ready_path(spec.engine))
+        adapter = resolve_adapter(spec, self.loaded.root)
+        server = self._server(server_key(spec, role, path, adapter), role.replace(":", "-"),
+                              lambda port: build_command(spec, role, path, port, adapter), ready_path(spec.engine))
         ready_port = urllib.parse.urlparse(server.ready_url).port
         return Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine, "EMPTY",
-                        identity(spec, role, path), spec.system_prompt, request_extras(spec), server)
+                        identity(spec, role, path, adapter), spec.system_prompt, request_extras(spec), server)
 
-    def scoring_server(self, role: str, gguf_path: str, alias: str) -> ManagedServer:
-        """Return mergegate's log-probability server for ``gguf_path`` (started once; lm-eval's loglikelihood tasks read it)."""
-        return self._server("scorer:" + gguf_path, f"scorer-{role.replace(':', '-')}",
+    def scoring_server(self, role: str, gguf_path: str, alias: str, adapter: Optional[str] = None) -> ManagedServer:
+        """Return mergegate's log-probability server for ``gguf_path`` (and its GGUF LoRA ``adapter``), started once.
+
+        lm-eval's loglikelihood tasks read it.
+        """
+        lora = ["--lora", adapter] if adapter else []
+        return self._server(json.dumps(["scorer", gguf_path, adapter]), f"scorer-{role.replace(':', '-')}",
                             lambda port: [sys.executable, "-m", "mergegate.serving.logprobs", "--model", gguf_path, "--alias", alias,
-                                          "--port", str(port)], "/v1/models")
+                                          "--port", str(port), *lora], "/v1/models")
 
     def _server(self, key: str, name: str, command: Callable[[int], list[str]], ready: str) -> ManagedServer:
         """Return the server started for ``key``, starting it on a free port first."""

@@ -38,10 +38,10 @@ __all__ = ["Scorer", "serve"]
 class Scorer:
     """Prompt log-probabilities from a GGUF model, computed from its logits (one request at a time)."""
 
-    def __init__(self, model_path: str, n_ctx: int = 2048):
+    def __init__(self, model_path: str, n_ctx: int = 2048, lora: Optional[str] = None):
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path, logits_all=True, n_ctx=n_ctx, verbose=False)
+        self.llm = Llama(model_path, logits_all=True, n_ctx=n_ctx, verbose=False, lora_path=lora)
         self.n_ctx = n_ctx
         self.lock = threading.Lock()
 
@@ -167,9 +167,9 @@ def make_handler(scorer: Scorer, alias: str) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(model_path: str, alias: str, port: int, host: str = "127.0.0.1", n_ctx: int = 2048,
-          ready: Optional[threading.Event] = None) -> None:
+          lora: Optional[str] = None, ready: Optional[threading.Event] = None) -> None:
     """Serve until interrupted."""
-    server = ThreadingHTTPServer((host, port), make_handler(Scorer(model_path, n_ctx), alias))
+    server = ThreadingHTTPServer((host, port), make_handler(Scorer(model_path, n_ctx, lora), alias))
     if ready is not None:
         ready.set()
     try:
@@ -185,8 +185,9 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--n_ctx", type=int, default=2048)
+    ap.add_argument("--lora", help="a GGUF LoRA adapter applied to the model (the candidate's, as its chat server loads it)")
     args = ap.parse_args()
-    serve(args.model, args.alias, args.port, args.host, args.n_ctx)
+    serve(args.model, args.alias, args.port, args.host, args.n_ctx, lora=args.lora)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ detect at this sample size.
 
 Power is part of each answer: ``detectable`` is the smallest true change the
 rule catches with 80% power at this n (a normal approximation with the
-interval's standard error), and a comparison is *underpowered* when a change of
-twice its threshold would be missed more than 20% of the time.
+interval's standard error), and a comparison that did not find its change is
+*underpowered* when a change of twice its threshold would be missed more than
+20% of the time (one that found it is conclusive whatever the n).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def _decide(rule: Literal["guardrail", "target"], estimate: float, ci_low: float
     beyond = estimate < -by if worse else estimate >= by
     found = significant and beyond
     detectable, underpowered, needed = _power_figures(se, n, by, z)
+    # Power is the risk of *missing* a change: a rule that found its change (significant, beyond the threshold) is
+    # conclusive at any n, and flagging it would turn a clear GO (or NO-GO) into "underpowered". The figures stay.
+    underpowered = underpowered and not found
     ci = f"Δ {_pct(estimate)}, {level:.0%} CI {_pct(ci_low)} to {_pct(ci_high)}, n={n}"
     if worse:
         reason = (f"regressed: significantly worse and a drop beyond the {by:.0%} tolerance" if found else

@@ -69,4 +69,4 @@ def test_the_forgetful_adapter_gets_its_no_go_for_the_documented_reasons(project
     assert gates["test_target_suite_improves[bfcl_simple]"]["outcome"] == "passed"
     # the baseline's answers came from the first story's cache: only the candidate was asked
     baseline = results["generation"]["per_role"]["baseline"]
-    assert baseline["cache_hits"] == baseline["requests_sent"] > 0
+    assert (baseline["requests_sent"], baseline["cache_hits"]) == (0, 468)

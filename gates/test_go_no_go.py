@@ -24,6 +24,7 @@ GENERAL_MAX_DROP = 0.05  # no general suite may fall by more than 5 points
 ADVERSARIAL_MIN_PASS = 0.90  # adversarial cases must pass at least 90% of the time
 LATENCY_P99_MAX_RATIO = 2.0  # p99 latency at most twice the baseline's
 JUDGE_MIN_WIN_RATE = 0.45  # the judge must not prefer the baseline (ties count half)
+MAX_EMPTY_SHARE = 0.5  # a suite the candidate mostly leaves unanswered says nothing, whatever its checks scored
 
 
 def test_target_suite_improves(target_suite):
@@ -34,6 +35,12 @@ def test_target_suite_improves(target_suite):
 def test_general_suite_does_not_regress(general_suite):
     # fails when significantly worse and the measured drop is beyond 5 points: noise alone rarely does both
     assert not general_suite.regressed("pass_rate", by=GENERAL_MAX_DROP)
+
+
+def test_candidate_answers_are_not_mostly_empty(any_suite):
+    # a score-only suite would show 100% over empty answers; an unanswered suite is a failure, not a pass
+    answers = any_suite.answers("candidate")
+    assert answers.empty <= MAX_EMPTY_SHARE * answers.n, f"{answers.empty} of {answers.n} candidate answers are empty"
 
 
 def test_schema_compliance_is_total(any_suite):

@@ -28,6 +28,23 @@ if ! command -v bwrap >/dev/null 2>&1; then
 elif ! bwrap --ro-bind / / --unshare-all --unshare-user --die-with-parent true >/dev/null 2>&1; then
   echo "bootstrap: bwrap cannot create user namespaces here (Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0 allows it): code_tests will use the weaker fallback sandbox" >&2
 fi
+# chromium: the browser tests/browser.py drives report.html in (Playwright's own browser download does not work
+# everywhere; Debian's package does). This script installs the test tools (the dev extra), so it installs the browser
+# too where it can without a prompt; the browser tests skip, saying why, where it cannot.
+# (A Chrome already there, as on GitHub's hosted runners, serves as well: tests/browser.py finds it on PATH.)
+have_browser=false
+for b in chromium chromium-browser google-chrome google-chrome-stable; do command -v "$b" >/dev/null 2>&1 && have_browser=true; done
+if [ "$have_browser" = false ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif sudo -n true 2>/dev/null; then as_root=(sudo -n); else as_root=(false); fi
+  if [ "${as_root[0]:-}" != false ]; then
+    log="${TMPDIR:-/tmp}/mergegate-bootstrap-chromium.log"
+    echo "bootstrap: installing chromium for the report's browser tests (apt-get; log: $log)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get install -y -qq chromium >"$log" 2>&1 \
+      || { "${as_root[@]}" apt-get update -qq >>"$log" 2>&1 && "${as_root[@]}" apt-get install -y -qq chromium >>"$log" 2>&1; } \
+      || echo "bootstrap: chromium could not be installed (see $log): the browser tests will skip" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.mergegate-install
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"

@@ -202,7 +202,7 @@ def test_a_run_benchmarks_both_models_and_reports_levels(tmp_path, llama):
     from mergegate.report import render_markdown
 
     md = render_markdown(results)
-    assert "### Benchmarks (lm-eval, forgetting)" in md and "heldout" in md and "✅ OK" in md
+    assert "<b>Benchmarks (lm-eval, forgetting)</b>" in md and "heldout" in md and "✅ OK" in md
     # a rerun with the same models, prompts, tasks and settings starts no lm-eval process: its saved results are reused
     logs = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "logs").glob("lm-eval-*.log")}
     assert len(logs) == 4  # 2 models x (loglikelihood, generation)

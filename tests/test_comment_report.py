@@ -109,7 +109,7 @@ def test_trend_from_history():
         r.meta.git_commit = f"{i:040x}"
         past.append(entry_from_run(r))
     md = render_markdown(make_run(2, candidate_passed=lambda j: True), history=past)
-    assert "### Main line trend (last 3 runs)" in md
+    assert "<b>Main line trend (last 3 runs)</b>" in md
     assert "| s | █▄▁ | 0.0% | 100.0% |" in md
     assert "line [100.0, 50.0, 0.0, 100.0]" in md
 

@@ -173,7 +173,7 @@ def test_a_run_checks_the_candidates_training_data(pytester, llama, tmp_path, po
     flags = {c["id"]: c["contaminated"] for c in run["cases"]}
     assert flags == {"france": True, "italy": False, "japan": False}
     report = (pytester.path / "results" / "report.md").read_text()
-    assert "### Contamination" in report and "`capitals::france`" in report
+    assert "<b>Contamination</b>" in report and "`capitals::france`" in report
     suite = run["suites"][0]
     if policy == "exclude":
         assert suite["n"] == 2 and run["verdict"] == "GO" and result.ret == 0

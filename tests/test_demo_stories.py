@@ -38,6 +38,10 @@ def _run(project: Path, config: str) -> tuple[int, dict]:
     out = "results-forgetful" if "forgetful" in config else "results"
     results = json.loads((project / out / "results.json").read_text())
     print(done.stdout[-1500:], file=sys.stderr)
+    # the last screen is the decision, not pytest's list of failed cases: verdict, failing gates, where the report is
+    tail = done.stdout.strip().splitlines()[-12:]
+    assert tail[-1].startswith("report: ") and f"mergegate: {results['verdict']} (exit {done.returncode})" in tail, tail
+    assert not any(line.startswith("FAILED ") for line in tail), tail
     return done.returncode, results
 
 
@@ -70,3 +74,18 @@ def test_the_forgetful_adapter_gets_its_no_go_for_the_documented_reasons(project
     # the baseline's answers came from the first story's cache: only the candidate was asked
     baseline = results["generation"]["per_role"]["baseline"]
     assert (baseline["requests_sent"], baseline["cache_hits"]) == (0, 468)
+
+
+def test_the_forgetful_storys_report_in_a_real_browser(project, tmp_path):
+    # the acceptance on the real demo results: load, filter to failures, open one, no console errors
+    from browser import check_report_in_browser, require_browser
+
+    exe = require_browser()
+    html = project / "results-forgetful" / "report.html"
+    if not html.exists():
+        pytest.skip("the forgetful story did not run (its test writes this report)")
+    result = check_report_in_browser(html, tmp_path / "forgetful.png", executable=exe)
+    print(f"screenshots: {tmp_path / 'forgetful.png'}, {tmp_path / 'forgetful-top.png'}; {result}", file=sys.stderr)
+    results = json.loads((project / "results-forgetful" / "results.json").read_text())
+    failed = sum(c["candidate"]["passed"] is False for c in results["cases"])
+    assert failed > 100 and result["failed"] == failed and result["opened"], result

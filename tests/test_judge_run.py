@@ -78,7 +78,7 @@ def test_calibrated_judge_gates_like_any_metric(project, llama, scripted_judge, 
     assert {g["outcome"] for g in run["gates"]} == {"passed"}
     assert run["judge"]["usage"]["calls"] == 2 * 2 + 2 * 2 + 2 * 2  # pairs x2 orders, rubric x2 sides, calibration x2 orders
     md = (project.path / "results" / "report.md").read_text()
-    assert "### Judge" in md and "✅ calibrated" in md and "estimated cost" in md
+    assert "<b>Judge</b>" in md and "✅ calibrated" in md and "estimated cost" in md
 
 
 def test_uncalibrated_judge_fails_judge_gates_only(project, llama, scripted_judge, tmp_path):
@@ -178,8 +178,8 @@ def test_bundled_model_as_judge_on_the_demo_suites(tmp_path, llama, demo_cache):
     gate = next(g for g in run["gates"] if "test_judge_does_not_prefer_baseline" in g["name"])
     assert gate["outcome"] in (("passed", "failed") if cal["calibrated"] else ("advisory",))
     md = (root / "results" / "report.md").read_text()
-    for text in ("### Judge", "win / loss / tie", "length-controlled", "consistent orders", "Rubric scores", "Cohen's κ",
+    for text in ("<b>Judge</b>", "win / loss / tie", "length-controlled", "consistent orders", "Rubric scores", "Cohen's κ",
                  "Fleiss' κ", "estimated cost",
                  # issue 5 and 12 figures on the same demo report: intervals, an underpowered suite, detectable effect
-                 "95% CI of Δ (paired)", "**Underpowered**", "with 6 cases this suite cannot detect a change smaller than"):
+                 "Δ (95% CI, paired)", "**Underpowered**", "with 6 cases this suite cannot detect a change smaller than"):
         assert text in md, text

@@ -62,7 +62,8 @@ def test_huge_output_is_truncated_in_the_report():
 
 def test_html_report_escapes_output():
     html = render_html(_run())
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    # model output travels as JSON with '<' escaped (the viewer shows it with textContent): see tests/test_viewer.py
+    assert "<script>alert(1)</script>" not in html and "<img" not in html and "\\u003cscript\\u003ealert(1)" in html
 
 
 def test_results_json_validates_against_the_committed_schema():

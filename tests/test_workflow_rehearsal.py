@@ -137,7 +137,7 @@ def test_pr_flow_end_to_end(repo, runner, github):
     assert body.startswith(MARKER) and len(body) <= GITHUB_COMMENT_LIMIT
     assert results["verdict"] in body.splitlines()[1]
     assert "https://github.com/acme/models/actions/runs/200" in body and sha1[:12] in body
-    assert "### Main line trend (last 1 runs)" in body  # history from step 1
+    assert "<b>Main line trend (last 1 runs)</b>" in body  # history from step 1
     assert "```mermaid" in body
     assert first["comment"]["comment"][0].step("provenance").outputs == {"unverified": ""}  # a same-repo run that agrees
     # the comment job proved the artifact's PR number against the head it evaluated

@@ -182,7 +182,9 @@ def _collect_error(path: str, text: str) -> str:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     ms = _session(config)
     try:
-        kept, dropped = ms.select_sample(items, _is_case)
+        kept, dropped = ms.select_partial(items, _is_case)
+        more_kept, more_dropped = ms.select_sample(kept, _is_case)
+        kept, dropped = more_kept, dropped + more_dropped
         more_kept, more_dropped = ms.select_shard(kept, _is_case)
         kept, dropped = more_kept, dropped + more_dropped
     except MergegateError as exc:
@@ -196,7 +198,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_runtestloop(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
-    _session(session.config).evaluate(session.items, _is_case)
+    _session(session.config).evaluate(session.items, _is_case, session.config.option.keyword)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -259,6 +261,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     code = ms.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if code is not None:
         session.exitstatus = code
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Optional[tuple[str, str, tuple[str, dict]]]:
+    """Show a gate that lacked evidence, or read an advisory judge, as what it is, not as FAILED: neither blocks the merge."""
+    if report.when != "call" or not report.failed:
+        return None
+    gate = _session(config).gate_reports.get(report.nodeid)
+    if gate is None or gate.outcome not in ("insufficient", "advisory"):
+        return None
+    word = "INSUFFICIENT EVIDENCE" if gate.outcome == "insufficient" else "ADVISORY"
+    return gate.outcome, "?" if gate.outcome == "insufficient" else "a", (word, {"yellow": True})
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
 from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
+from .results.messages import readable
 from .results.models import GateOutcome
 from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
 from .verdict import Verdict, apply_holm
@@ -47,11 +48,17 @@ class RunOptions:
     history: Optional[Path] = None
     aa: bool = False
     """An A/A run: the baseline's config serves both sides (the noise floor of the engine)."""
+    limit: Optional[int] = None
+    """Evaluate only the first N selected cases of each suite (a smoke run: partial, never GO)."""
+    no_judge: bool = False
+    """Leave out the cases with a judge check (partial, never GO)."""
+    no_benchmarks: bool = False
+    """Do not run the lm-eval benchmarks (partial, never GO)."""
     loaded: Optional[LoadedConfig] = field(default=None, compare=False)
     suites: tuple[LoadedSuite, ...] = field(default=(), compare=False)
-    on_evaluated: Optional[Callable[[Verdict, int], None]] = field(default=None, compare=False)
-    """Called once the evaluation is complete, before any gate runs, with its :meth:`Evaluation.floor` and case count
-    (the CLI's supervisor keeps them in another process, out of the gates' reach)."""
+    on_evaluated: Optional[Callable[[Verdict, int, bool], None]] = field(default=None, compare=False)
+    """Called once the evaluation is complete, before any gate runs, with its :meth:`Evaluation.floor`, case count and
+    whether the run is partial (the CLI's supervisor keeps them in another process, out of the gates' reach)."""
 
 
 class MergegateSession:
@@ -77,6 +84,9 @@ class MergegateSession:
         self._findings: list[Finding] = []  # what regressed()/improved() concluded in the running gate
         self._evaluated_at: Optional[float] = None
         self.gate_findings: dict[str, list[Finding]] = {}
+        self.partial: list[str] = []  # what the iteration flags left out, said in the banner; the verdict cannot be GO
+        self.narrowed = False  # --limit / --no-judge left cases out
+        self.warnings_for_report: list[str] = []  # what a reader must know that does not change the verdict
 
     # -- configuration and suites -------------------------------------------------
     @property
@@ -133,6 +143,37 @@ class MergegateSession:
         kept = [it for it in items if not is_case(it) or id(it) in chosen]
         return kept, [it for it in items if is_case(it) and id(it) not in chosen]
 
+    def select_partial(self, items: list[Any], is_case: Callable[[Any], bool]) -> tuple[list[Any], list[Any]]:
+        """Return ``(kept, deselected)`` under ``--no-judge`` and ``--limit``, noting what was left out in :attr:`partial`."""
+        opts = self.options
+        if opts.limit is not None and opts.limit < 1:
+            raise InputError(f"--limit wants a positive number of cases per suite, got {opts.limit}")
+        if opts.no_benchmarks and self.loaded.config.benchmarks is not None:
+            self.partial.append("benchmarks not run (--no-benchmarks)")
+        if opts.limit is None and not opts.no_judge:
+            return items, []
+        from .checks.registry import REGISTRY
+
+        self.active = True
+        kept, dropped, judged, per_suite = [], [], 0, {}  # type: ignore[var-annotated]
+        for it in items:
+            if is_case(it) and opts.no_judge and any(REGISTRY[c.type].judge for c in it.case.checks):
+                dropped.append(it)
+                judged += 1
+            elif is_case(it) and opts.limit is not None and per_suite.get(it.suite.name, 0) >= opts.limit:
+                dropped.append(it)
+            else:
+                if is_case(it):
+                    per_suite[it.suite.name] = per_suite.get(it.suite.name, 0) + 1
+                kept.append(it)
+        self.narrowed = bool(dropped)
+        if judged:
+            self.partial.append(f"{judged} case(s) with a judge check left out (--no-judge)")
+        if opts.limit is not None and len(dropped) > judged:
+            self.partial.append(f"only the first {opts.limit} case(s) of each suite (--limit {opts.limit}): "
+                                f"{len(dropped) - judged} left out")
+        return kept, dropped
+
     def select_shard(self, items: list[Any], is_case: Callable[[Any], bool]) -> tuple[list[Any], list[Any]]:
         """Return ``(kept, deselected)``: this shard's case items; gates wait for ``mergegate merge``."""
         shard = self.shard
@@ -153,18 +194,22 @@ class MergegateSession:
         return kept, dropped
 
     # -- evaluation -----------------------------------------------------------------
-    def evaluate(self, items: list[Any], is_case: Callable[[Any], bool]) -> None:
-        """Evaluate the selected case items (or, with none, every suite if any gate needs results)."""
+    def evaluate(self, items: list[Any], is_case: Callable[[Any], bool], keyword: str = "") -> None:
+        """Evaluate the selected case items (or, with none, every suite if any gate needs results).
+
+        ``keyword``: the run's ``-k``; benchmarks then run only when a selected gate reads them.
+        """
         cases = [it for it in items if is_case(it)]
         gates = [it for it in items if not is_case(it) and self.wants_results(it)]
         if not cases and not gates:
             return
+        benchmarks = self._wants_benchmarks(gates, keyword)
         from .evaluation import Evaluation
 
         self.active = True
         command = list(self.options.command)
         try:
-            if cases:
+            if cases or self.narrowed:  # the flags may have left no case: then there is nothing to evaluate, not everything
                 suites = list({id(it.suite): it.suite for it in cases}.values())
                 selection: Optional[set[tuple[str, str]]] = {(it.suite.name, it.case.id) for it in cases}
             else:
@@ -175,7 +220,8 @@ class MergegateSession:
                 self.evaluation = Evaluation.from_shards(self.loaded, suites, list(self.options.merge_from), selection, command=command)
             else:
                 self.evaluation = Evaluation(self.loaded, suites, selection, progress=self.options.progress, command=command,
-                                             shard=self.shard, sample=self.sample_meta, aa=self.options.aa)
+                                             shard=self.shard, sample=self.sample_meta, aa=self.options.aa,
+                                             benchmarks=benchmarks, partial=self.partial, notes=self.warnings_for_report)
                 self.evaluation.run()
         except MergegateError as exc:
             self.failures.append(str(exc))
@@ -183,7 +229,16 @@ class MergegateSession:
         self._by_id = {(c.suite, c.id): c for c in self.evaluation.cases}
         self._evaluated_at = time.perf_counter()
         if self.options.on_evaluated is not None:
-            self.options.on_evaluated(self.evaluation.floor(), len(self.evaluation.cases))
+            self.options.on_evaluated(self.evaluation.floor(), len(self.evaluation.cases), bool(self.evaluation.meta.partial))
+
+    def _wants_benchmarks(self, gates: list[Any], keyword: str) -> bool:
+        """Return whether the benchmark phase runs: configured, not ``--no-benchmarks``, and with ``-k`` read by a selected gate."""
+        if self.options.no_benchmarks or self.loaded.config.benchmarks is None:
+            return False
+        if keyword and not any(_reads_benchmarks(g) for g in gates):
+            self.warnings_for_report.append(f"benchmarks not run: no gate selected by -k {keyword!r} reads them")
+            return False
+        return True
 
     @staticmethod
     def wants_results(item: Any) -> bool:
@@ -279,6 +334,16 @@ class MergegateSession:
         return self.run.exit_code
 
 
+def _reads_benchmarks(item: Any) -> bool:
+    """Return True when a gate's source mentions benchmarks (so ``-k`` selecting it keeps the benchmark phase)."""
+    import inspect
+
+    try:
+        return "benchmark" in inspect.getsource(item.function)
+    except (AttributeError, OSError, TypeError):  # no source to read: assume it does, and run them
+        return True
+
+
 def _outcome(report: Any, raised: bool, insufficient: bool) -> tuple[GateOutcome, str]:
     """Return a gate report's outcome and message (an exception other than AssertionError is an error, not a failure)."""
     outcome: GateOutcome
@@ -297,8 +362,10 @@ def _outcome(report: Any, raised: bool, insufficient: bool) -> tuple[GateOutcome
 def _short_message(report: Any) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple):  # skip: (path, line, reason)
-        return str(longrepr[2])
+        return readable(str(longrepr[2]))
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and crash.message:
-        return crash.message
+        return readable(crash.message)
     return str(longrepr)[-2000:]
+
+

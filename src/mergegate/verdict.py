@@ -78,13 +78,16 @@ class Evidence:
     """All cases evaluated, counted or not (-1: same as ``len(cases)``)."""
     noise_floor: Optional[NoiseFloor] = None
     """On an A/A run: how many cases got two different answers from the same config."""
+    partial: Sequence[str] = ()
+    """What the run left out on purpose (--limit, --no-judge, --no-benchmarks): what blocks still blocks, a GO it cannot give."""
 
 
 def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
     """Return the verdict for ``ev`` under ``policy``.
 
     INCOMPLETE when anything kept the evaluation from completing, or when
-    nothing blocked but fewer than ``min_gates`` gates ran (never GO);
+    nothing blocked but fewer than ``min_gates`` gates ran, or the run was
+    partial on purpose (never GO);
     NO-GO when a gate or a blocking case failed, or a gate lacked evidence under
     ``insufficient_evidence: block``, or contaminated cases under ``on_contaminated: fail``;
     GO otherwise. A shard's complete run is PENDING: its gates run at merge.
@@ -107,6 +110,9 @@ def decide(ev: Evidence, policy: Policy = Policy()) -> Verdict:
     too_few = _too_few_gates(ev, policy)  # what blocks needs no gate; a GO does
     if too_few:
         return Verdict("INCOMPLETE", tuple(too_few + notes))
+    if ev.partial:  # an iteration run: the gates it ran passed, but what it skipped could still block
+        return Verdict("INCOMPLETE", (f"partial run ({'; '.join(ev.partial)}): no GO without the full evaluation",
+                                      *_passing(ev), *notes))
     return Verdict("GO", tuple(_passing(ev) + notes))
 
 

@@ -15,18 +15,22 @@ its own cache file.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..config.models import BenchmarkOptions
+from ..progress import say
 from ..results.models import BenchmarkResult
 from .tasks import OFFLINE_TASKS
 
@@ -131,7 +135,8 @@ def _num(v: Any) -> Optional[float]:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else None
 
 
-def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Path, cache_dir: Path, log_dir: Path) -> BenchmarkRun:
+def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Path, cache_dir: Path, log_dir: Path,
+                   progress: bool = False) -> BenchmarkRun:
     """Run every task on every target; return the rows (levels decided) and what failed."""
     from .tasks import write_offline_tasks
 
@@ -156,7 +161,7 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
                 run.failures.append(f"benchmarks: {role} has no endpoint with correct prompt log-probabilities for {', '.join(names)} "
                                     "(engine external: set models.<role>.scoring_model to its GGUF)")
                 continue
-            failure = _run_lm_eval(target, kind, names, opts, include, work, cache_dir, log_dir, env, scores)
+            failure = _run_lm_eval(target, kind, names, opts, include, work, cache_dir, log_dir, env, scores, progress)
             if failure:
                 run.failures.append(failure)
     refs = [r for r in targets if r.startswith("ref:")]
@@ -170,22 +175,26 @@ def run_benchmarks(targets: dict[str, Target], opts: BenchmarkOptions, work: Pat
 
 
 def _run_lm_eval(target: Target, kind: str, names: list[str], opts: BenchmarkOptions, include: Path, work: Path, cache_dir: Path,
-                 log_dir: Path, env: dict[str, str], scores: dict[tuple[str, str], dict[str, Any]]) -> Optional[str]:
+                 log_dir: Path, env: dict[str, str], scores: dict[tuple[str, str], dict[str, Any]],
+                 progress: bool = False) -> Optional[str]:
     """Run lm-eval for one target and kind of task (or reuse its saved results); add its metrics to ``scores``; return a failure."""
     role = target.role
     safe = role.replace(":", "-")  # file names without ":" (artifact uploads reject it)
     out = work / f"{safe}-{kind}"
     log = log_dir / f"lm-eval-{safe}-{kind}.log"
     saved = cache_dir / f"{_results_key(target, kind, names, opts, include)}.results.json"
+    what = f"lm-eval {role} {kind} ({', '.join(names)})"
     if saved.exists():  # the same model, prompt, tasks and settings ran before: no lm-eval process at all
         _collect(json.loads(saved.read_text()), role, kind, scores)
+        say(f"{what}: reused its saved results", progress)
         return None
     cmd = _command(target, kind, names, opts, include, out, _cache_file(cache_dir, target, kind))
+    say(f"{what}…", progress)
+    start = time.monotonic()
     with open(log, "w") as fh:
-        try:
-            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=opts.timeout_s).returncode
-        except subprocess.TimeoutExpired:
-            rc = -1
+        rc = _wait_reporting(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env), log, what, start + opts.timeout_s,
+                             progress)
+    say(f"{what}: {'done' if rc == 0 else 'failed'} in {time.monotonic() - start:.0f} s", progress)
     if rc != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
         return (f"benchmarks: lm-eval for {role} ({kind}: {', '.join(names)}) "
@@ -194,6 +203,31 @@ def _run_lm_eval(target: Target, kind: str, names: list[str], opts: BenchmarkOpt
     saved.write_text(json.dumps({k: data.get(k, {}) for k in ("results", "higher_is_better", "n-samples")}))
     _collect(data, role, kind, scores)
     return None
+
+
+_TQDM = re.compile(r"([^\r\n]*?\d+%\|[^\r\n]*?\])")
+
+
+def _wait_reporting(proc: subprocess.Popen, log: Path, what: str, deadline: float, progress: bool, every: float = 30.0) -> int:
+    """Wait for lm-eval; every ``every`` seconds say its latest progress bar from the log. Return its exit code (-1: timed out).
+
+    As ``subprocess.run`` does, a timeout or an interrupt (Ctrl-C, CI's SIGTERM) kills the child: no lm-eval outlives the run.
+    """
+    with proc:
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=max(0.1, min(every, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        return -1
+                with contextlib.suppress(OSError):
+                    bars = _TQDM.findall(log.read_bytes()[-4000:].decode(errors="replace"))
+                    say(f"{what}: {' '.join(bars[-1].split())[:120] if bars else 'running'}", progress)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _collect(data: dict[str, Any], role: str, kind: str, scores: dict[tuple[str, str], dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
-"""The ``mergegate`` command: run, merge, comment, history, human, contamination, split, serve, stop, validate, schema.
+"""The ``mergegate`` command: init, run, merge, view, compare, comment, history, human, contamination, split, serve, stop,
+validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
 """
@@ -13,9 +14,10 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ..errors import MergegateError
-from .data import cmd_contamination, cmd_schema, cmd_split, schemas
+from .data import cmd_contamination, cmd_init, cmd_schema, cmd_split, schemas
 from .evaluate import cmd_merge, cmd_run, cmd_serve, cmd_stop, cmd_validate
 from .results import cmd_comment, cmd_history, cmd_human
+from .view import add_view_commands
 
 # Heavy modules (scorers, numpy, the OpenAI client) are imported inside the commands that need them:
 # `mergegate --help` and `mergegate comment` start in well under a second.
@@ -28,9 +30,19 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mergegate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser."""
     p = argparse.ArgumentParser(prog="mergegate", description="Evaluate a candidate checkpoint against a baseline and gate the merge.")
+    p.add_argument("--version", action="version", version=f"mergegate {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -48,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a seeded, category-stratified sample of N cases (cheap PR runs; intervals account for it)")
     run.add_argument("--aa", action="store_true",
                      help="A/A run: serve the baseline's config on both sides; the answers that differ are the engine's noise floor")
+    quick = run.add_argument_group("quick iterations (a partial run is never GO; the report says what it left out)")
+    quick.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N cases of each suite (a smoke run)")
+    quick.add_argument("--no-judge", action="store_true", help="leave out the cases with a judge check (llm_rubric, pairwise)")
+    quick.add_argument("--no-benchmarks", action="store_true", help="do not run the lm-eval benchmarks")
+    run.add_argument("--no-cache", action="store_true",
+                     help="neither read nor write cached responses and benchmark results (a full, fresh evaluation)")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
     run.set_defaults(fn=cmd_run)
 
@@ -57,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--output", default=None, help="output folder (default: the config's output_dir)")
     merge.add_argument("-k", default=None, help="the -k the shards ran with, if any")
     merge.add_argument("--history", default=None, metavar="JSONL", help="main-line history file, for the report's trend")
-    merge.set_defaults(fn=cmd_merge, pytest_args=[])
+    merge.set_defaults(fn=cmd_merge, pytest_args=[], limit=None, no_judge=False, no_benchmarks=False, no_cache=False)
 
     com = sub.add_parser("comment", help="post or update the pull request's mergegate comment (GITHUB_TOKEN, GITHUB_API_URL)")
     com.add_argument("--results", default="results/results.json")
@@ -97,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     hum.add_argument("--append-calibration", default=None, metavar="FILE", help="import: append rated items to this *.calibration.yaml")
     hum.set_defaults(fn=cmd_human)
 
+    init = sub.add_parser("init", help="start a project here: mergegate.yaml, an example suite, the default gates")
+    init.add_argument("--root", default=None, help="project folder (default: current folder)")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(fn=cmd_init)
+
     stop = sub.add_parser("stop", help="stop model servers a run left behind (CI cleanup)")
     common(stop)
     stop.add_argument("--output", default=None)
@@ -127,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     spl.add_argument("--ratios", nargs="+", default=["train=0.8", "val=0.1", "test=0.1"], metavar="NAME=FRACTION")
     spl.add_argument("--salt", default="", help="change it to draw a different (still stable) split")
     spl.set_defaults(fn=cmd_split)
+
+    add_view_commands(sub)  # view, compare
 
     sch = sub.add_parser("schema", help="write the JSON Schemas of suites, config and results")
     sch.add_argument("--dir", default="schema")

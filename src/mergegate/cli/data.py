@@ -101,3 +101,36 @@ def cmd_schema(args: argparse.Namespace) -> int:
         print(f"mergegate: error: out of date: {', '.join(stale)} (run 'mergegate schema')", file=sys.stderr)
         return 1
     return 0
+
+
+# What `mergegate init` writes: (package file, project path). The gates are the project's own default gates.
+_SCAFFOLD = (("mergegate.yaml", "mergegate.yaml"), ("example.yaml", "eval_suites/example.yaml"),
+             ("go_no_go.py.txt", "gates/test_go_no_go.py"))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starting project into ROOT: config, an example suite, the default gates, .gitignore entries; exit 0."""
+    from importlib.resources import files
+
+    root = Path(args.root or Path.cwd())
+    scaffold = files("mergegate") / "scaffold"
+    taken = [rel for _, rel in _SCAFFOLD if (root / rel).exists()]
+    if taken and not args.force:
+        raise InputError(f"already exists: {', '.join(taken)} (--force overwrites)", root / taken[0])
+    for name, rel in _SCAFFOLD:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text((scaffold / name).read_text())
+    for name, schema in schemas().items():  # what the editor completes suites and the config against
+        (root / "schema").mkdir(exist_ok=True)
+        (root / "schema" / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    ignore = root / ".gitignore"
+    have = ignore.read_text().splitlines() if ignore.exists() else []
+    missing = [line for line in (scaffold / "gitignore").read_text().splitlines() if line not in have]
+    if missing:
+        ignore.write_text("".join(f"{line}\n" for line in have + missing))
+    print(f"wrote {', '.join(rel for _, rel in _SCAFFOLD)}, schema/ and .gitignore entries in {root}\n"
+          "next: mergegate validate            (checks the config and suites)\n"
+          "      mergegate run --limit 2       (a smoke run: 2 cases per suite; never GO)\n"
+          "      mergegate run                 (the full evaluation: GO, NO-GO or INCOMPLETE)\n"
+          "      mergegate view                (the report in your browser)")
+    return 0

@@ -29,6 +29,9 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     from .supervise import supervised
 
     loaded = load_config(args.config, args.root)
+    if args.no_cache:  # the run reads and writes no cache; the file on disk is left as it is
+        loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(
+            update={"cache": loaded.config.cache.model_copy(update={"enabled": False})}))
     suites_dir = loaded.resolve(loaded.config.suites_dir)
     suites = discover_suites([suites_dir])  # bad suites fail here, in one line, before any server starts; the session reuses them
     if loaded.config.cache.enabled:  # so does an unusable cache file, or one that came with the pull request
@@ -54,18 +57,30 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     argv += list(args.pytest_args)
     options = RunOptions(config_path=str(loaded.path) if loaded.path else None, output_dir=str(out) if args.output else None,
                          command=tuple(sys.argv), shard=shard, sample=sample, merge_from=tuple(merge_from), aa=aa,
-                         history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites))
+                         history=Path(args.history) if args.history else None, loaded=loaded, suites=tuple(suites),
+                         limit=args.limit, no_judge=args.no_judge, no_benchmarks=args.no_benchmarks)
 
-    def session(on_evaluated: Callable[[Verdict, int], None]) -> int:
+    def session(on_evaluated: Callable[[Verdict, int, bool], None]) -> int:
         run_options = dataclasses.replace(options, on_evaluated=on_evaluated)
         return exit_code_of_pytest(int(pytest.main(argv, plugins=[run_options])))
 
     # The session runs in a child process; the verdict is read from the results it wrote (cli/supervise.py).
     code = supervised(session, loaded, out, shard)
-    report = out / "report.md"
-    if report.exists():
-        print(f"report: {report}")
+    _print_verdict(out)
     return code
+
+
+def _print_verdict(out: Path) -> None:
+    """Print the verdict and its reasons last, after pytest's summary (which lists every failed case)."""
+    from ..report.terminal import verdict_lines
+    from ..results import RunResults
+
+    try:
+        run = RunResults.model_validate_json((out / "results.json").read_bytes())
+    except (OSError, ValueError):  # the supervisor already said why there are no results
+        return
+    sys.stdout.flush()
+    print("\n" + "\n".join(verdict_lines(run, out)), flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -75,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None  # a malformed --shard is a one-line error before anything starts
     if args.sample is not None and args.sample < 1:
         raise InputError(f"--sample wants a positive number of cases, got {args.sample}")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit wants a positive number of cases per suite, got {args.limit}")
     return _pytest_session(args, shard=shard, sample=args.sample, aa=args.aa)
 
 

@@ -99,15 +99,15 @@ def _terminate_once(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _child(session: Callable[[Callable[[Verdict, int], None]], int], record_fd: int, redactor: Redactor) -> None:
+def _child(session: Callable[[Callable[[Verdict, int, bool], None]], int], record_fd: int, redactor: Redactor) -> None:
     """Run ``session`` in the forked child and end the child with its code; never return."""
     code = 2
     if redactor:  # what the session prints (reasons, server log tails) goes through the mask
         sys.stdout, sys.stderr = RedactingStream(sys.stdout, redactor), RedactingStream(sys.stderr, redactor)
 
-    def send_record(floor: Verdict, cases: int) -> None:
+    def send_record(floor: Verdict, cases: int, partial: bool) -> None:
         with os.fdopen(record_fd, "w") as fh:  # closed once sent: nothing later in this process can write it again
-            json.dump({"outcome": floor.outcome, "reasons": list(floor.reasons), "cases": cases}, fh)
+            json.dump({"outcome": floor.outcome, "reasons": list(floor.reasons), "cases": cases, "partial": partial}, fh)
 
     try:
         signal.signal(signal.SIGTERM, _terminate_once)
@@ -180,6 +180,8 @@ def _verdict_in(results: Path, child_code: int, record: Optional[dict]) -> tuple
         return None, (f"results.json says {verdict} with {len(data.get('cases') or ())} case(s), but the evaluation itself "
                       f"found {record['outcome']} over {record['cases']} case(s) ({said}): the results were changed "
                       "while the gates ran")
+    if record.get("partial") and verdict == "GO":
+        return None, "results.json says GO, but the run was partial (--limit, --no-judge, --no-benchmarks): the results were changed"
     return code, ""
 
 
@@ -202,7 +204,7 @@ def _read_record(fd: int, into: list[dict]) -> None:
             into.append(record)
 
 
-def supervised(session: Callable[[Callable[[Verdict, int], None]], int], loaded: LoadedConfig, out: Path,
+def supervised(session: Callable[[Callable[[Verdict, int, bool], None]], int], loaded: LoadedConfig, out: Path,
                shard: Optional[ShardMeta] = None) -> int:
     """Run ``session`` (the pytest session; gets the callback for the evaluation's record, returns the verdict's
     exit code) in a child; return the exit code this process can vouch for."""
@@ -231,7 +233,7 @@ def supervised(session: Callable[[Callable[[Verdict, int], None]], int], loaded:
                 redactor.files(out)  # whatever reached the files (an endpoint's error, a server's log) loses its secrets
 
 
-def _fork(session: Callable[[Callable[[Verdict, int], None]], int], redactor: Redactor) -> tuple[int, Optional[dict]]:
+def _fork(session: Callable[[Callable[[Verdict, int, bool], None]], int], redactor: Redactor) -> tuple[int, Optional[dict]]:
     """Run ``session`` in a forked child; return its exit status and the evaluation record it sent (None if none)."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -185,8 +185,8 @@ def _cached(cache: ResponseCache, key: str) -> Optional[Response]:
     return Response(**row, cached=True)
 
 
-async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions,
-                    progress: bool, on_result: Optional[Callable[[Job, Response], None]]) -> tuple[dict[tuple, Response], GenerationStats]:
+async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions, progress: bool,
+                    on_result: Optional[Callable[[Job, Response], None]], label: str) -> tuple[dict[tuple, Response], GenerationStats]:
     stats = GenerationStats()
     results: dict[tuple, Response] = {}
     clients: dict[str, openai.AsyncOpenAI] = {}
@@ -210,7 +210,7 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
 
     # In a CI log (no terminal) a redraw per request is noise: update every 10 s instead.
     todo = sum(len(q) for q in queues.values())
-    bar = tqdm(total=todo, desc="generating", unit="req", disable=not progress or not todo, leave=False,
+    bar = tqdm(total=todo, desc=label, unit="req", disable=not progress or not todo, leave=False,
                mininterval=0.5 if sys.stderr.isatty() else 10.0)
 
     async def worker(queue: collections.deque[tuple[Job, dict, Optional[str]]]) -> None:
@@ -242,10 +242,11 @@ async def _generate(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: G
 
 
 def generate_all(jobs: Sequence[Job], cache: Optional[ResponseCache], opts: GenerationOptions, *, progress: bool = True,
-                 on_result: Optional[Callable[[Job, Response], None]] = None) -> tuple[dict[tuple, Response], GenerationStats]:
+                 on_result: Optional[Callable[[Job, Response], None]] = None,
+                 label: str = "generating") -> tuple[dict[tuple, Response], GenerationStats]:
     """Return the response of every job (by ``job.key``) and the phase's counts.
 
     Never raises for a failed request: the :class:`Response` carries the error,
     so the caller decides whether the run is complete.
     """
-    return asyncio.run(_generate(jobs, cache, opts, progress, on_result))
+    return asyncio.run(_generate(jobs, cache, opts, progress, on_result, label))

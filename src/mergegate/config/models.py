@@ -105,6 +105,8 @@ class GenerationOptions(_Strict):
     truncated: Literal["fail", "allow"] = Field(
         default="fail", description="An answer cut off at max_tokens (finish_reason 'length'): 'fail' fails its case (the report says "
         "why); 'allow' scores it as it is. Either way the report counts truncated answers per model and suite.")
+    degenerate_warn: float = Field(default=0.2, ge=0, le=1, description="The report warns when more than this share of a model's "
+                                   "answers in a suite are empty, truncated or the input said back.")
 
 
 class CacheOptions(_Strict):

@@ -28,7 +28,7 @@ from ..results.models import NoiseFloor
 from ..suites import LoadedSuite
 from .provenance import now, relative
 
-__all__ = ["Produced", "assemble"]
+__all__ = ["Produced", "assemble", "degenerate_warnings"]
 
 
 @dataclass
@@ -71,4 +71,20 @@ def assemble(loaded: LoadedConfig, suites: list[LoadedSuite], meta: RunMeta, pro
                                                    wall_s=round(s.wall_s, 3), per_role=s.per_role),
                       suites=summaries, categories={k: summarize([c for c in counted if c.category == k], st, pop) for k in cats},
                       cases=produced.cases, judge=produced.judge, contamination=produced.contamination,
-                      benchmarks=produced.benchmarks or [])
+                      benchmarks=produced.benchmarks or [],
+                      warnings=degenerate_warnings(summaries, loaded.config.generation.degenerate_warn))
+
+
+_SAID = {"empty": "empty", "truncated": "cut off at max_tokens", "echoed": "the input said back"}
+
+
+def degenerate_warnings(suites: list[SuiteSummary], threshold: float) -> list[str]:
+    """Return one line per model and suite whose share of degenerate answers is above ``threshold``."""
+    out = []
+    for s in suites:
+        for role, q in s.answers.items():
+            if q.share is not None and q.share > threshold:
+                parts = [f"{getattr(q, k)} {what}" for k, what in _SAID.items() if getattr(q, k)]
+                out.append(f"{role} answers in {s.name}: {q.degenerate} of {q.n} " + (parts[0].split(" ", 1)[1] if len(parts) == 1 else
+                           f"say nothing or too little ({', '.join(parts)})"))
+    return out

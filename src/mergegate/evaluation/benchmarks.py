@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..config.loader import LoadedConfig
@@ -13,7 +14,7 @@ __all__ = ["run_benchmark_phase"]
 
 
 def run_benchmark_phase(loaded: LoadedConfig, fleet: ServerFleet, output_dir: Path,
-                        log_dir: Path) -> tuple[list[BenchmarkResult], list[str]]:
+                        log_dir: Path, progress: bool = False) -> tuple[list[BenchmarkResult], list[str]]:
     """Run the configured lm-eval tasks; return the rows and the failures (a task that did not run makes the run INCOMPLETE).
 
     Loglikelihood tasks on GGUF models read prompt log-probabilities from
@@ -47,5 +48,8 @@ def run_benchmark_phase(loaded: LoadedConfig, fleet: ServerFleet, output_dir: Pa
     for label, spec in opts.references.items():
         targets[f"ref:{label}"] = target(f"ref:{label}", spec, fleet.serve(f"ref:{label}", spec))
     cache_dir = loaded.resolve(cfg.cache.path).parent / "lm-eval"
-    run = run_benchmarks(targets, opts, output_dir / "lm-eval", cache_dir, log_dir)
+    if not cfg.cache.enabled:  # --no-cache: lm-eval's request cache and saved results start empty, in the output folder
+        cache_dir = output_dir / "lm-eval-uncached"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    run = run_benchmarks(targets, opts, output_dir / "lm-eval", cache_dir, log_dir, progress)
     return run.results, run.failures

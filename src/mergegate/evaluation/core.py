@@ -21,6 +21,7 @@ from ..config.loader import LoadedConfig
 from ..contamination import case_texts, find_overlaps, iter_training_texts, resolve_training_files, summary_of
 from ..errors import IncompleteError
 from ..judge import JudgePhase
+from ..progress import say
 from ..results import ROLES, BenchmarkResult, CaseResult, ContaminationSummary, GateResult, RunResults, SampleMeta, ShardMeta
 from ..results.models import NoiseFloor
 from ..serving import Endpoint, ServerFleet
@@ -42,7 +43,8 @@ class Evaluation:
 
     def __init__(self, loaded: LoadedConfig, suites: list[LoadedSuite], selection: Optional[set[tuple[str, str]]] = None,
                  *, progress: bool = True, log_dir: Optional[Path] = None, command: Optional[list[str]] = None,
-                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None, aa: bool = False):
+                 shard: Optional[ShardMeta] = None, sample: Optional[SampleMeta] = None, aa: bool = False,
+                 benchmarks: bool = True, partial: Sequence[str] = (), notes: Sequence[str] = ()):
         if aa:  # the baseline against itself: the candidate role is served exactly as the baseline
             models = loaded.config.models
             loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(
@@ -59,6 +61,9 @@ class Evaluation:
         self.stats = GenerationStats()
         self.failures: list[str] = []
         self.meta = run_meta(loaded, command, shard, sample)
+        self.meta.partial = list(partial)
+        self.run_benchmarks = benchmarks and loaded.config.benchmarks is not None
+        self.notes = list(notes)  # for the report's warnings: what the reader must know that does not change the verdict
         self.on_result: Optional[Callable[[Job, Response], None]] = None
         self.judge_phase: Optional[JudgePhase] = None
         self.contamination: Optional[ContaminationSummary] = None
@@ -90,20 +95,26 @@ class Evaluation:
         fleet = ServerFleet(self.loaded, self.log_dir)
         clock = time.perf_counter()
         try:
-            endpoints = fleet.start(list(cfg.serving_roles()) if judged else list(ROLES))
+            roles: list[str] = list(cfg.serving_roles()) if judged else list(ROLES)
+            say(f"starting model servers for {', '.join(roles)}…", self.progress)
+            endpoints = fleet.start(roles)
             self.meta.models = model_meta(self.loaded, endpoints)
             cache = ResponseCache(self.loaded.resolve(cfg.cache.path)) if cfg.cache.enabled else None
             clock = self._lap("serve", clock)
             try:
+                say(f"generating: {len(selected)} case(s) x {len(ROLES)} models…", self.progress)
                 self._generate(selected, endpoints, cache, responses)
-                clock = self._lap("generate", clock)
+                clock = self._lap("generate", clock, f"{self.stats.requests_sent} request(s) sent, {self.stats.cache_hits} from the "
+                                  f"cache, {self.stats.errors} failed")
                 if calibration is not None:
+                    say("judging…", self.progress)
                     self.judge_phase = judge_outputs(self.loaded, selected, endpoints, responses, cache, calibration, self.progress)
                     self.failures += self.judge_phase.failures
                     clock = self._lap("judge", clock)
-                if cfg.benchmarks is not None and (self.meta.shard is None or self.meta.shard.index == 1):
+                if self.run_benchmarks and (self.meta.shard is None or self.meta.shard.index == 1):
                     # sharded runs: shard 1 runs them once
-                    self.benchmarks, failed = run_benchmark_phase(self.loaded, fleet, self.output_dir, self.log_dir)
+                    say(f"benchmarks: lm-eval {', '.join(cfg.benchmarks.tasks)}…", self.progress)  # type: ignore[union-attr]
+                    self.benchmarks, failed = run_benchmark_phase(self.loaded, fleet, self.output_dir, self.log_dir, self.progress)
                     self.failures += failed
                     clock = self._lap("benchmarks", clock)
             finally:
@@ -117,6 +128,7 @@ class Evaluation:
         finally:
             fleet.stop()
         clock = time.perf_counter()
+        say(f"scoring {len(selected)} case(s)…", self.progress)
         contaminated = {(x.suite, x.id) for x in self.contamination.cases} if self.contamination else None
         self.cases = score_cases(selected, responses, self.judge_phase.judgements if self.judge_phase else {}, contaminated,
                                  cfg.generation.truncated, cfg.check_timeout_s,
@@ -125,10 +137,11 @@ class Evaluation:
         self._assembled = None
         return self.cases
 
-    def _lap(self, phase: str, since: float) -> float:
-        """Record the wall time of ``phase`` (begun at ``since``); return now."""
+    def _lap(self, phase: str, since: float, detail: str = "") -> float:
+        """Record the wall time of ``phase`` (begun at ``since``) and say it; return now."""
         now = time.perf_counter()
         self.timings[phase] = round(self.timings.get(phase, 0.0) + now - since, 3)
+        say(f"{phase}: done in {now - since:.1f} s" + (f" ({detail})" if detail else ""), self.progress)
         return now
 
     def _generate(self, selected: list[tuple[LoadedSuite, Case]], endpoints: dict[str, Endpoint], cache: Optional[ResponseCache],
@@ -138,7 +151,9 @@ class Evaluation:
         threading.Thread(target=importlib.import_module, args=("scipy.special",), daemon=True).start()
         for turn in range(1, max((c.n_turns for _, c in selected), default=1) + 1):
             jobs, failed = build_jobs(self.loaded, selected, endpoints, turn, responses)
-            got, stats = generate_all(jobs, cache, self.loaded.config.generation, progress=self.progress, on_result=self.on_result)
+            label = "generating" + (f" turn {turn}" if turn > 1 else "")
+            got, stats = generate_all(jobs, cache, self.loaded.config.generation, progress=self.progress, on_result=self.on_result,
+                                      label=label)
             responses.update(got)
             responses.update(failed)
             self.stats = stats if turn == 1 else self.stats.merged(stats)
@@ -169,7 +184,8 @@ class Evaluation:
         m = merged.meta
         assert m is not None
         ev.meta = ev.meta.model_copy(update={"models": m.models, "sample": m.sample, "git_commit": m.git_commit, "git_dirty": m.git_dirty,
-                                             "started_at": m.started_at, "merged_from": m.merged_from})
+                                             "started_at": m.started_at, "merged_from": m.merged_from,
+                                             "partial": m.partial})
         return ev
 
     # -- results and verdict -------------------------------------------------------------
@@ -186,7 +202,9 @@ class Evaluation:
             produced = Produced(cases=self.cases, counted=self.counted_cases(), stats=self.stats, noise_floor=self.noise_floor(),
                                 judge=self.judge_phase.summary if self.judge_phase else None, contamination=self.contamination,
                                 benchmarks=self.benchmarks)
-            self._assembled = assemble(self.loaded, self.suites, self.meta, produced)
+            run = assemble(self.loaded, self.suites, self.meta, produced)
+            said = [f"partial run: {p}; the verdict cannot be GO" for p in self.meta.partial] + self.notes
+            self._assembled = run.model_copy(update={"warnings": said + run.warnings})
             self._lap("assemble", clock)
         return self._assembled
 
@@ -210,13 +228,15 @@ class Evaluation:
         The CLI's supervisor receives it before the gates run, so a gate that rewrites results in memory
         cannot lift a failed blocking case, request errors or a failed phase into GO.
         """
-        return decide(self._evidence((), ()), dataclasses.replace(self.policy, min_gates=0))
+        # partial runs: what they skipped cannot block, so the floor leaves it out (the supervisor is told they are partial)
+        return decide(dataclasses.replace(self._evidence((), ()), partial=()), dataclasses.replace(self.policy, min_gates=0))
 
     def _evidence(self, gates: Sequence[GateResult], failures: Iterable[str]) -> Evidence:
         return Evidence(cases=self.counted_cases(), gates=gates, failures=self.failures + list(failures),
                         request_errors=self.stats.errors,
                         contaminated=len(self.contamination.cases) if self.contamination is not None else 0,
-                        shard=self.meta.shard, cases_evaluated=len(self.cases), noise_floor=self.noise_floor())
+                        shard=self.meta.shard, cases_evaluated=len(self.cases), noise_floor=self.noise_floor(),
+                        partial=self.meta.partial)
 
     def finish(self, gates: Sequence[GateResult], failures: Iterable[str] = (), timings: Optional[dict[str, float]] = None) -> RunResults:
         """Return the complete :class:`RunResults` with the verdict decided (``timings``: further phases the caller measured)."""

@@ -123,6 +123,7 @@ def merge_shards(files: list[Path], suites: list[LoadedSuite], selected: Iterabl
     meta = runs[0][1].meta.model_copy(deep=True)  # models, sample (every shard drew the same one), commit
     meta.started_at = min(r.meta.started_at for _, r in runs)
     meta.merged_from = [str(f) for f, _ in runs]
+    meta.partial = sorted({p for _, r in runs for p in r.meta.partial})  # a shard that skipped something leaves the merge partial
     return MergedShards(cases=[by_id[(ls.name, case.id)] for ls, case in selected if (ls.name, case.id) in by_id], failures=failures,
                         requests_sent=sum(x.requests_sent for x in g), cache_hits=sum(x.cache_hits for x in g),
                         errors=sum(x.errors for x in g), wall_s=max(x.wall_s for x in g), per_role=_sum_per_role([x.per_role for x in g]),

@@ -75,7 +75,7 @@ def ask(tasks: list[Task], endpoint: Endpoint, cache: Optional[ResponseCache], o
         sampling = {"temperature": 0.0, "top_p": 1.0, "seed": 0, "max_tokens": MAX_TOKENS}
         jobs = [Job(key, endpoint, msgs, {**sampling, "response_format": prompts.response_format(endpoint.engine, t.schema(), structured)})
                 for key, (t, msgs) in pending.items()]
-        responses, stats = generate_all(jobs, cache, opts, progress=progress)
+        responses, stats = generate_all(jobs, cache, opts, progress=progress, label="judging" + (f" (re-ask {attempt})" if attempt else ""))
         _count(usage, stats, responses, pricing)
         retry: dict[tuple, tuple[Task, list]] = {}
         for key, (t, msgs) in pending.items():

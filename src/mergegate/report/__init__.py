@@ -1,5 +1,6 @@
-"""Report: the Jinja-rendered ``report.md`` (PR comment) and ``report.html``, Mermaid charts, the size budget."""
+"""Report: the Jinja-rendered ``report.md`` (PR comment) and ``report.html`` (the offline viewer), Mermaid charts, the size budget."""
 
+from .html import render_html
 from .render import (
                      GITHUB_COMMENT_LIMIT,
                      MARKER,
@@ -7,7 +8,6 @@ from .render import (
                      codeblock,
                      inline,
                      links,
-                     render_html,
                      render_markdown,
                      sparkline,
                      suite_chart,

@@ -1,4 +1,4 @@
-"""Rendering ``report.md`` (the PR comment) and ``report.html`` from :class:`RunResults` with Jinja.
+"""Rendering ``report.md`` (the PR comment) from :class:`RunResults` with Jinja; ``write_outputs`` also writes ``report.html`` (html.py).
 
 Model output is hostile input for a report: it may hold backticks, pipes,
 HTML, ``@mentions``. The filters here make every piece of it inert:
@@ -16,9 +16,10 @@ from typing import Any, Optional
 import jinja2
 
 from ..results import ROLES, HistoryEntry, RunResults
+from . import digest
 
-__all__ = ["render_markdown", "render_html", "write_outputs", "inline", "codeblock", "MARKER", "GITHUB_COMMENT_LIMIT", "body_length",
-           "suite_chart", "sparkline", "trend", "links"]
+__all__ = ["render_markdown", "write_outputs", "inline", "html_inline", "codespan", "codeblock", "MARKER", "GITHUB_COMMENT_LIMIT",
+           "body_length", "suite_chart", "sparkline", "trend", "links"]
 
 MARKER = "<!-- mergegate-report -->"
 _ZWSP = "\u200b"
@@ -29,17 +30,49 @@ def _defang(text: str) -> str:
     return text.replace("@", "@" + _ZWSP)
 
 
+def _unlink(text: str) -> str:
+    # GitHub autolinks bare URLs and www. names in markdown text; a zero-width space keeps a model's URL plain text.
+    return re.sub(r"(?i)(://|www\.)", lambda m: m.group(1)[:-1] + _ZWSP + m.group(1)[-1], text)
+
+
+def _one_line(text: Optional[str], limit: int) -> str:
+    s = " ".join(str(text).split()) if text is not None else ""
+    return s[: limit - 1] + "…" if len(s) > limit else s
+
+
 def inline(text: Optional[str], limit: int = 120) -> str:
-    """Return ``text`` safe for one markdown table cell: one line, escaped, at most ``limit`` chars."""
-    if text is None:
-        return ""
-    s = " ".join(str(text).split())
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
+    """Return ``text`` safe for one markdown table cell: one line, escaped, at most ``limit`` chars.
+
+    Markdown text only: inside raw HTML GitHub shows the backslashes (use :func:`html_inline` there).
+    """
+    s = _one_line(text, limit)
     s = s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
     s = s.replace("[", "\\[").replace("]", "\\]")
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _defang(s)
+    return _unlink(_defang(s))
+
+
+# Character references read the same in an HTML block (where GitHub leaves markdown alone, backslashes included) and in
+# markdown text (a table cell, where '|' would split the cell and '*', '_', '`', '[' would format).
+_HTML_INLINE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;",
+                              "\\": "&#92;", "*": "&#42;", "[": "&#91;", "]": "&#93;", "~": "&#126;"})
+# '_' between two letters or digits can neither open nor close emphasis: it stays as written (test_go_no_go reads as such).
+_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
+def html_inline(text: Optional[str], limit: int = 120) -> str:
+    """Return ``text`` safe inside raw HTML (``<summary>``, ``<code>``, ``<sub>``) and in a table cell: one line, no markdown escapes."""
+    return _unlink(_defang(_EDGE_UNDERSCORE.sub("&#95;", _one_line(text, limit).translate(_HTML_INLINE))))
+
+
+def codespan(text: Optional[str], limit: int = 120) -> str:
+    """Return ``text`` as one markdown code span (outside tables), its fence longer than any backtick run it holds."""
+    s = _defang(_one_line(text, limit))
+    if not s:
+        return ""
+    tick = "`" * (max((len(m) for m in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{tick}{pad}{s}{pad}{tick}"
 
 
 def codeblock(text: Optional[str], limit: int = 2000) -> str:
@@ -68,6 +101,13 @@ def _ci(c: Any, pct: bool = True) -> str:
     return f"[{_fmt(p.ci_low, pct=pct, signed=True)}, {_fmt(p.ci_high, pct=pct, signed=True)}]"
 
 
+def _delta_ci(c: Any) -> str:
+    """Return a pass-rate comparison's delta with its paired interval: '-27.3 pt (-34.5 to -19.6)'."""
+    p = getattr(c, "paired", None)
+    interval = f" ({p.ci_low * 100:+.1f} to {p.ci_high * 100:+.1f})" if p is not None else ""
+    return _fmt(c.delta, pct=True, signed=True) + interval
+
+
 def _pval(p: Optional[float]) -> str:
     return "–" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
@@ -85,7 +125,8 @@ def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(autoescape=autoescape, loader=jinja2.PackageLoader("mergegate.report", "templates"), trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              bytecode_cache=_bytecode_cache())
-    env.filters.update(inline=inline, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms, ci=_ci, pval=_pval)
+    env.filters.update(inline=inline, html_inline=html_inline, codespan=codespan, codeblock=codeblock, fmt=_fmt, fmt0=_fmt0, ms=_ms,
+                       ci=_ci, delta_ci=_delta_ci, pval=_pval, gate_test=digest.gate_test, gate_message=digest.gate_message)
     return env
 
 
@@ -188,11 +229,12 @@ def links(run: RunResults, run_url: Optional[str] = None, commit: Optional[str] 
 
 
 # Each level shows less model output; the last shows none. The comment takes the first level that fits.
+# max_cases: failing cases shown with both outputs; max_listed: more shown as one line each (the failed check and its reason).
 _LEVELS = [
-    dict(max_regressions=10, input_limit=1000, output_limit=1500, details=True),
-    dict(max_regressions=5, input_limit=400, output_limit=600, details=True),
-    dict(max_regressions=3, input_limit=150, output_limit=200, details=True),
-    dict(max_regressions=0, input_limit=0, output_limit=0, details=False),
+    dict(max_cases=10, max_listed=40, input_limit=1000, output_limit=1500, details=True),
+    dict(max_cases=5, max_listed=30, input_limit=400, output_limit=600, details=True),
+    dict(max_cases=3, max_listed=20, input_limit=150, output_limit=200, details=True),
+    dict(max_cases=0, max_listed=50, input_limit=0, output_limit=0, details=False),
 ]
 
 
@@ -209,24 +251,28 @@ def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = 
                     commit: Optional[str] = None, limit: Optional[int] = None, unverified: Optional[str] = None) -> str:
     """Return the markdown report; it starts with the hidden marker the PR comment is found by.
 
+    Laid out for a ten-second read: the verdict, why (the failing gates in words),
+    the per-suite table and chart; everything else collapsed below.
     With ``limit`` (e.g. :data:`GITHUB_COMMENT_LIMIT`) the report degrades until it
     fits: fewer and shorter model outputs, then none, then a cut at a line with a
     link to the full report in the run's artifact. It never exceeds ``limit``.
     ``unverified``: why GitHub cannot vouch for these results (a fork's run, a verdict
     the run's conclusion contradicts); the heading and a caution block say so first.
     """
-    regressions = [c for c in run.cases if c.regressed]
-    blocking = [c for c in run.cases if c.blocking and c.candidate.passed is False]
     link = links(run, run_url, commit)
-    ctx = dict(run=run, unsure=[g for g in run.gates if g.outcome == "insufficient"], marker=MARKER, banner=_BANNER[run.verdict],
-               blocking=blocking, chart=suite_chart(run),
-               trend=trend(run, history), links=link, truncated=False, code=code_failures(run), unverified=unverified)
+    failing, counts = digest.failing_cases(run)
+    ctx = dict(run=run, marker=MARKER, banner=_BANNER[run.verdict], unverified=unverified, links=link, why=digest.why(run),
+               unsure=[g for g in run.gates if g.outcome == "insufficient"], suite_gates=digest.suite_gates(run),
+               degenerate={s.name: digest.degenerate(s) for s in run.suites}, chart=suite_chart(run), trend=trend(run, history),
+               gates=[g for g in run.gates if g.outcome != "skipped"], skipped=digest.skipped_line(run.gates),
+               gate_counts=digest.gate_counts(run.gates), icons=digest.ICONS, code=code_failures(run), counts=counts)
     template = _env(False).get_template("report.md.j2")
     text = ""
     for level in (_LEVELS if limit else _LEVELS[:1]):
-        text = template.render(regressions=regressions[: level["max_regressions"]],
-                               more_regressions=max(0, len(regressions) - level["max_regressions"]), all_regressions=regressions,
-                               **level, **ctx)
+        shown, listed = level["max_cases"], level["max_listed"]
+        text = template.render(shown=[digest.case_view(c) for c in failing[:shown]],
+                               listed=[digest.case_view(c) for c in failing[shown: shown + listed]],
+                               unlisted=max(0, len(failing) - shown - listed), **level, **ctx)
         if limit is None or body_length(text) <= limit:
             return text
     assert limit is not None
@@ -234,31 +280,34 @@ def render_markdown(run: RunResults, *, history: Optional[list[HistoryEntry]] = 
 
 
 def _cut(text: str, limit: int, artifact: Optional[str]) -> str:
-    """Return ``text`` cut at a line boundary so that it and a closing note fit in ``limit``."""
+    """Return ``text`` cut so that it and a closing note fit in ``limit``.
+
+    The cut falls at a line outside any code fence, and every ``<details>`` still open
+    is closed: the note must not land inside a fence or a collapsed section.
+    """
     where = f"the [run's artifact]({artifact})" if artifact else "`results/report.md` of the run's artifact"
     note = f"\n\n---\n**Report truncated** to GitHub's comment limit; the full report is in {where}.\n"
+    close = "\n\n</details>"
     budget = limit - body_length(note)
-    out, used = [], 0
+    out: list[str] = []
+    used, opened, fence = 0, 0, None
+    safe = (0, 0)  # lines kept and <details> open at the last line end outside a fence
     for line in text.splitlines(keepends=True):
         n = body_length(line)
-        if used + n > budget:
+        if used + n + len(close) * (opened + line.count("<details>")) > budget:
             break
         out.append(line)
         used += n
-    return "".join(out).rstrip("\n") + note
-
-
-def render_html(run: RunResults) -> str:
-    """Return a standalone HTML report (autoescaped)."""
-    return _html_template().render(**_html_context(run))
-
-
-def _html_template() -> jinja2.Template:
-    return _env(True).get_template("report.html.j2")
-
-
-def _html_context(run: RunResults) -> dict[str, Any]:
-    return {"run": run, "banner": _BANNER[run.verdict], "regressions": [c for c in run.cases if c.regressed]}
+        opened += line.count("<details>") - line.count("</details>")
+        m = re.match(r"(`{3,})", line)
+        if fence is None and m:
+            fence = m.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        if fence is None:
+            safe = (len(out), opened)
+    kept, opened = safe
+    return "".join(out[:kept]).rstrip("\n") + close * opened + note
 
 
 def write_outputs(run: RunResults, out_dir: str | Path, history: Optional[list[HistoryEntry]] = None) -> dict[str, Path]:
@@ -266,13 +315,15 @@ def write_outputs(run: RunResults, out_dir: str | Path, history: Optional[list[H
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
+    from .html import html_parts  # the viewer's module imports this one
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # One file at a time, the HTML streamed: at 10,000 cases each is megabytes, and holding all three raised the peak.
     files: dict[str, Callable[[], Iterable[bytes]]] = {
         "results.json": lambda: [run.__pydantic_serializer__.to_json(run, indent=2)],  # bytes: no copy as a str
         "report.md": lambda: [render_markdown(run, history=history).encode()],
-        "report.html": lambda: (part.encode() for part in _html_template().generate(**_html_context(run))),
+        "report.html": lambda: (part.encode() for part in html_parts(run)),
     }
     paths = {}
     for name, produce in files.items():

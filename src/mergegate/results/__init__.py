@@ -5,6 +5,7 @@ from .history import HistoryEntry, append_history, entry_from_run, read_history
 from .models import (
                      RESULTS_SCHEMA_VERSION,
                      ROLES,
+                     AnswerQuality,
                      BenchmarkResult,
                      CalibrationSummary,
                      CaseResult,
@@ -33,7 +34,7 @@ from .models import (
 from .view import Finding, GroupView, InsufficientEvidence, Results, SuiteView, UncalibratedJudge, UnknownName
 
 __all__ = ["percentile", "summarize", "RESULTS_SCHEMA_VERSION", "ROLES",
-           "BenchmarkResult", "CalibrationSummary", "CaseResult", "CiMeta", "ContaminatedCase", "ContaminationSummary",
+           "AnswerQuality", "BenchmarkResult", "CalibrationSummary", "CaseResult", "CiMeta", "ContaminatedCase", "ContaminationSummary",
            "JudgeSummary", "JudgeUsage", "PairedDelta", "PairwiseSummary", "SampleMeta", "ShardMeta",
            "CheckResult", "Comparison", "GateResult", "Generation",
            "GenerationSummary", "GroupSummary", "ModelMeta", "RunMeta", "RunResults", "SideResult", "SuiteMeta", "SuiteSummary",

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..checks.registry import REGISTRY, SuiteMetric
 from ..stats import cases_needed, mde, paired_delta
-from .models import ROLES, CaseResult, CheckResult, Comparison, GroupSummary, PairedDelta, SideResult
+from .models import ROLES, AnswerQuality, CaseResult, CheckResult, Comparison, GroupSummary, PairedDelta, SideResult
 
-__all__ = ["summarize", "percentile", "paired", "population"]
+__all__ = ["summarize", "percentile", "paired", "population", "answer_quality"]
 
 
 
@@ -118,6 +118,26 @@ def population(sample: Any) -> Optional[dict[str, int]]:
     return {f"{suite}/{cat}": n for suite, cats in sample.population.items() for cat, n in cats.items()}
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def answer_quality(cases: list[CaseResult], role: str) -> AnswerQuality:
+    """Count ``role``'s answers in ``cases`` that are empty, truncated or the input said back (failed requests are not answers)."""
+    n = empty = truncated = echoed = degenerate = 0
+    for c in cases:
+        g = getattr(c, role).generation
+        if g.error:
+            continue
+        n += 1
+        is_empty = not g.text.strip() and not g.tool_calls
+        is_cut = g.finish_reason == "length"
+        is_echo = not is_empty and _words(g.text) == _words(c.input)
+        empty, truncated, echoed = empty + is_empty, truncated + is_cut, echoed + is_echo
+        degenerate += is_empty or is_cut or is_echo
+    return AnswerQuality(n=n, empty=empty, truncated=truncated, echoed=echoed, degenerate=degenerate)
+
+
 def summarize(cases: Iterable[CaseResult], stats: Any = None, population: Optional[dict[str, int]] = None) -> GroupSummary:
     """Return the aggregates of ``cases`` for both models, every comparison paired and with its interval."""
     cases = list(cases)
@@ -140,6 +160,7 @@ def summarize(cases: Iterable[CaseResult], stats: Any = None, population: Option
                     for q in ("p50", "p95", "p99", "mean")},
         errors={role: sum(1 for s in sides[role] if s.generation.error) for role in ROLES},
         truncated={role: sum(1 for s in sides[role] if s.generation.finish_reason == "length") for role in ROLES},
+        answers={role: answer_quality(cases, role) for role in ROLES},
         regressions=sum(c.regressed for c in cases),
         improvements=sum(c.improved for c in cases),
         **_group_metrics(cases),

@@ -15,7 +15,7 @@ from .phases import BenchmarkResult, CalibrationSummary, ContaminatedCase, Conta
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "ROLES", "CheckResult", "Generation", "SideResult", "CaseResult", "Comparison",
            "GroupSummary", "SuiteSummary", "GateResult", "ModelMeta", "SuiteMeta", "RunMeta", "GenerationSummary", "RunResults",
-           "VerdictName", "CiMeta", "ShardMeta",
+           "VerdictName", "CiMeta", "ShardMeta", "AnswerQuality",
            "NoiseFloor", "Role", "GateOutcome", "ContaminatedCase", "ContaminationSummary", "BenchmarkResult",
            "PairwiseSummary", "CalibrationSummary", "JudgeUsage", "JudgeSummary", "PairedDelta", "SampleMeta"]
 
@@ -180,6 +180,22 @@ class CodeTestsSummary(_Model):
                                  description="Sandbox backends the programs ran under: bwrap, namespaces or limits (see README).")
 
 
+class AnswerQuality(_Model):
+    """One model's answers in a group that carry no real answer: empty, cut off, or the prompt said back."""
+
+    n: int = Field(description="Answers (failed requests excluded).")
+    empty: int = Field(default=0, description="Only whitespace and no tool call.")
+    truncated: int = Field(default=0, description="Cut off at max_tokens (finish_reason 'length').")
+    echoed: int = Field(default=0, description="The case's input repeated back (whitespace and case ignored).")
+    degenerate: int = Field(default=0, description="Answers that are at least one of the above.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def share(self) -> Optional[float]:
+        """degenerate / n (None without answers)."""
+        return self.degenerate / self.n if self.n else None
+
+
 class GroupSummary(_Model):
     """Aggregates over a set of cases (a suite, a category, or all cases of a category)."""
 
@@ -190,6 +206,7 @@ class GroupSummary(_Model):
     latency_ms: dict[str, Comparison] = Field(default_factory=dict, description="p50, p95, p99 and mean.")
     errors: dict[str, int] = Field(default_factory=dict, description="Failed requests per role.")
     truncated: dict[str, int] = Field(default_factory=dict, description="Answers cut off at max_tokens (finish_reason 'length') per role.")
+    answers: dict[str, AnswerQuality] = Field(default_factory=dict, description="Per role: empty, truncated and echoed answers.")
     regressions: int = 0
     improvements: int = 0
     pairwise: Optional[PairwiseSummary] = Field(default=None, description="Present when cases have a pairwise check.")
@@ -306,6 +323,8 @@ class RunMeta(_Model):
     shard: Optional[ShardMeta] = Field(default=None, description="Set on a shard's results; None on full and merged runs.")
     merged_from: list[str] = Field(default_factory=list, description="The shard results files a merged run was made from.")
     sample: Optional[SampleMeta] = Field(default=None, description="Set when the run evaluated a --sample of the cases.")
+    partial: list[str] = Field(default_factory=list, description="What this run left out on purpose (--limit, --no-judge, "
+                               "--no-benchmarks); a partial run is never GO.")
     aa: Optional[NoiseFloor] = Field(default=None, description="Set on an A/A run (--aa): the baseline evaluated against itself.")
     stats: dict[str, Any] = Field(default_factory=dict, description="The config's stats options the intervals were computed with.")
     timings: dict[str, float] = Field(default_factory=dict, description="Wall seconds per phase: serve, generate, judge, benchmarks, "
@@ -330,6 +349,8 @@ class RunResults(_Model):
     verdict: VerdictName
     exit_code: int
     reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")
+    warnings: list[str] = Field(default_factory=list, description="What a reader must know before trusting the numbers "
+                                "(degenerate answers, a partial run); shown under the verdict.")
     meta: RunMeta
     generation: GenerationSummary = Field(default_factory=GenerationSummary)
     suites: list[SuiteSummary] = Field(default_factory=list)

@@ -26,7 +26,7 @@ from typing import Any, Optional
 from ..errors import MergegateError
 from ..stats.decision import Decision, guardrail, target
 from .aggregate import summarize
-from .models import BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
+from .models import AnswerQuality, BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
 
 __all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "Finding"]
 
@@ -218,6 +218,10 @@ class GroupView:
     def has_metric(self, name: str) -> bool:
         """Return True when some case of this group reports ``name``."""
         return name in self.summary.metrics
+
+    def answers(self, role: str = "candidate") -> AnswerQuality:
+        """Return how many of ``role``'s answers here are empty, truncated or the input said back."""
+        return self.summary.answers.get(role) or AnswerQuality(n=0)
 
     def latency(self, which: str = "p99") -> Comparison:
         """Return a latency statistic in ms: ``p50``, ``p95``, ``p99`` or ``mean``."""

@@ -1,0 +1,1 @@
+"""The files `mergegate init` writes into a new project (package data, not code)."""

@@ -131,3 +131,13 @@ def test_a_passing_guardrail_says_when_it_measured_a_drop_it_could_not_confirm(t
     g = ms.gate_reports["gates/g.py::test_g"]
     assert g.outcome == "passed" and "a drop beyond the 5% tolerance was measured but is not significant" in g.message
     assert g.underpowered and "cases would catch 10%" in g.underpowered
+
+
+def test_insufficient_evidence_is_not_shown_as_failed(project):
+    # one case: no interval, so the gate cannot conclude; pytest's output must not call that FAILED (it does not block)
+    result, run = _run(project, "-k", "france or test_no_regression", "-v")
+    gate = next(g for g in run["gates"] if g["name"].endswith("test_no_regression"))
+    assert gate["outcome"] == "insufficient" and result.ret == 0, (gate, run["reasons"])
+    result.stdout.fnmatch_lines(["*test_no_regression INSUFFICIENT EVIDENCE*"])
+    assert "FAILED gates/test_gates.py::test_no_regression" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*1 insufficient*"])

@@ -145,3 +145,24 @@ def test_the_supervisor_refuses_a_go_from_a_partial_run(tmp_path):
     assert _verdict_in(results, 0, record) == (0, "")
     code, why = _verdict_in(results, 0, {**record, "partial": True})
     assert code is None and "partial" in why
+
+
+def test_import_writes_a_valid_suite_from_csv_and_jsonl(tmp_path):
+    (tmp_path / "qa.csv").write_text('question,answer,kind\nWhat is the capital of Peru?,Lima,geo\n"What is 3 + 4, as a number?",7,math\n')
+    done = subprocess.run([MERGEGATE, "import", "qa.csv", "--prompt", "question", "--reference", "answer", "--category", "kind",
+                           "--check", "contains", "--check", "token_f1", "--role", "general"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    from mergegate.suites import load_suite
+
+    suite = load_suite(tmp_path / "eval_suites" / "qa.yaml").suite
+    assert (suite.name, suite.role, [c.id for c in suite.cases]) == ("qa", "general", ["qa-1", "qa-2"])
+    second = suite.cases[1]
+    assert (second.prompt, second.reference, second.category) == ("What is 3 + 4, as a number?", "7", "math")
+    assert [(c.type, getattr(c, "value", None)) for c in second.checks] == [("contains", "7"), ("token_f1", None)]
+
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "p": "hi"}\n\n{"id": "a", "p": "again"}\n')
+    dup = subprocess.run([MERGEGATE, "import", "d.jsonl", "--prompt", "p", "--id", "id"], cwd=tmp_path, capture_output=True, text=True)
+    assert (dup.returncode, dup.stderr.strip()) == (2, "mergegate: error: d.jsonl:3: duplicate id 'a' (--id id)")
+    missing = subprocess.run([MERGEGATE, "import", "qa.csv", "--prompt", "q"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("mergegate: error: qa.csv:2: field 'q' is missing")
+    assert not (tmp_path / "eval_suites" / "d.yaml").exists() and "Traceback" not in dup.stderr + missing.stderr

@@ -123,8 +123,9 @@ def _truncation(ev: Evidence, policy: Policy) -> list[str]:
         return []
     effect = "their cases failed (generation.truncated: fail)" if policy.truncated == "fail" else \
         "scored as they are (generation.truncated: allow)"
-    return [f"{cut['candidate']} candidate and {cut['baseline']} baseline answer(s) of {len(ev.cases)} were cut off at max_tokens: "
-            f"{effect}; raise max_tokens or shorten the expected answers"]
+    # "note:" - it explains failed cases, it is not itself why the merge is (or is not) blocked
+    return [f"note: {cut['candidate']} candidate and {cut['baseline']} baseline answer(s) of {len(ev.cases)} were cut off at "
+            f"max_tokens: {effect}; give the answers room with a higher max_tokens"]
 
 
 def _evaluated(ev: Evidence) -> int:

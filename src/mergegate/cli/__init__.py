@@ -1,4 +1,4 @@
-"""The ``mergegate`` command: init, run, merge, view, compare, comment, history, human, contamination, split, serve, stop,
+"""The ``mergegate`` command: init, import, run, merge, view, compare, comment, history, human, contamination, split, serve, stop,
 validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ..errors import MergegateError
-from .data import cmd_contamination, cmd_init, cmd_schema, cmd_split, schemas
+from .data import cmd_contamination, cmd_import, cmd_init, cmd_schema, cmd_split, schemas
 from .evaluate import cmd_merge, cmd_run, cmd_serve, cmd_stop, cmd_validate
 from .results import cmd_comment, cmd_history, cmd_human
 from .view import add_view_commands
@@ -119,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--root", default=None, help="project folder (default: current folder)")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.set_defaults(fn=cmd_init)
+
+    imp = sub.add_parser("import", help="write a suite from a CSV or JSONL dataset (one case per row)")
+    imp.add_argument("file", help="CSV (header row) or JSONL file")
+    imp.add_argument("--prompt", required=True, metavar="FIELD", help="the field holding the prompt")
+    imp.add_argument("--reference", default=None, metavar="FIELD", help="the field holding the expected answer")
+    imp.add_argument("--check", action="append", default=None, metavar="TYPE",
+                     help="a check on every case (repeatable): contains (the reference), equals, token_f1, rouge_l, bleu, chrf, "
+                          "similarity, bertscore (default: contains with --reference, else token_f1)")
+    imp.add_argument("--id", default=None, metavar="FIELD", help="the field holding case ids (default: NAME-1, NAME-2, ...)")
+    imp.add_argument("--category", default=None, metavar="FIELD", help="the field holding categories")
+    imp.add_argument("--name", default=None, help="suite name (default: the file's name)")
+    imp.add_argument("--role", choices=["target", "general"], default="target")
+    imp.add_argument("--out", default="eval_suites", help="a folder (NAME.yaml inside) or a .yaml path")
+    imp.add_argument("--force", action="store_true", help="overwrite the suite file")
+    imp.set_defaults(fn=cmd_import)
 
     stop = sub.add_parser("stop", help="stop model servers a run left behind (CI cleanup)")
     common(stop)

@@ -134,3 +134,33 @@ def cmd_init(args: argparse.Namespace) -> int:
           "      mergegate run                 (the full evaluation: GO, NO-GO or INCOMPLETE)\n"
           "      mergegate view                (the report in your browser)")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Write a suite from a CSV or JSONL file, checked by the suite loader before it is written; exit 0."""
+    import os
+    import tempfile
+
+    from ..suites import load_suite
+    from ..suites.importer import dump, suite_from_records
+
+    source = Path(args.file)
+    name = args.name or source.stem
+    doc = suite_from_records(source, name, args.prompt, args.reference, args.check or ["contains" if args.reference else "token_f1"],
+                             args.role, args.id, args.category)
+    out = Path(args.out)
+    target = out / f"{name}.yaml" if out.is_dir() or not out.suffix else out
+    if target.exists() and not args.force:
+        raise InputError("already exists (--force overwrites)", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".yaml", dir=target.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(dump(doc))
+    try:
+        load_suite(tmp, run_user_code=False)  # what the import wrote is a valid suite, or nothing is written
+    except BaseException:
+        Path(tmp).unlink()
+        raise
+    Path(tmp).replace(target)
+    print(f"wrote {target}: {len(doc['cases'])} case(s), checks {', '.join(c['type'] for c in doc['cases'][0]['checks'])}")
+    return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..results import RunResults
+from ..results.messages import readable
 
 __all__ = ["verdict_lines"]
 
@@ -28,7 +29,7 @@ def verdict_lines(run: RunResults, out_dir: Optional[Path] = None) -> list[str]:
     lines += [f"  - {_short(r)}" for r in run.reasons if not any(r.endswith(name) for name in gated)]
     for g in run.gates:
         if g.outcome in _MARK and g.outcome != "advisory":
-            lines.append(f"  {_MARK[g.outcome]:6} {g.name.split('::')[-1]}: {_short(g.message or 'no message', 400)}")
+            lines.append(f"  {_MARK[g.outcome]:6} {g.name.split('::')[-1]}: {_short(readable(g.message) or 'no message', 400)}")
     lines += [f"  ! {_short(w)}" for w in run.warnings]
     if out_dir is not None and (out_dir / "report.md").exists():
         lines.append(f"report: {out_dir / 'report.md'} · viewer: {out_dir / 'report.html'} (mergegate view {out_dir})")

@@ -39,9 +39,10 @@ def _run(project: Path, config: str) -> tuple[int, dict]:
     results = json.loads((project / out / "results.json").read_text())
     print(done.stdout[-1500:], file=sys.stderr)
     # the last screen is the decision, not pytest's list of failed cases: verdict, failing gates, where the report is
-    tail = done.stdout.strip().splitlines()[-12:]
-    assert tail[-1].startswith("report: ") and f"mergegate: {results['verdict']} (exit {done.returncode})" in tail, tail
-    assert not any(line.startswith("FAILED ") for line in tail), tail
+    lines = done.stdout.strip().splitlines()
+    block = lines[max(i for i, line in enumerate(lines) if line.startswith("mergegate: ")):]  # after pytest's FAILED lines
+    assert block[0] == f"mergegate: {results['verdict']} (exit {done.returncode})" and block[-1].startswith("report: "), block
+    assert len(block) <= 12 and not any(line.startswith("FAILED ") for line in block), block
     return done.returncode, results
 
 

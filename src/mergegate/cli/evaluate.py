@@ -51,7 +51,10 @@ def _pytest_session(args: argparse.Namespace, shard: Optional[ShardMeta] = None,
     argv += ["--rootdir", str(loaded.root), "--junitxml", str(out / "junit.xml"), "--disable-plugin-autoload",
              "-p", "mergegate.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-q",
              # the CLI imported mergegate before pytest could rewrite its asserts; that is expected
-             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+             "-W", "ignore::pytest.PytestAssertRewriteWarning",
+             # a failed gate's full traceback repeats its finding three times; the verdict lines at the end say it once
+             # (arguments after `--` come later and win: `mergegate run -- --tb=long`)
+             "--tb=short"]
     if args.k:
         argv += ["-k", args.k]
     argv += list(args.pytest_args)

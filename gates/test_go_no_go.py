@@ -5,7 +5,7 @@ a time through ``target_suite`` / ``general_suite``). A failing gate makes the
 run NO-GO; pytest shows the values that failed. Edit the thresholds here.
 
 Comparisons with the baseline use ``improved()`` / ``regressed()``, two rules
-with known error rates (README, "Noise and evidence"):
+with known error rates (mergegate's docs/statistics.md, "The decision rules"):
 
 - a *target* suite must show it improved: significantly better (the 95%
   interval of the paired delta above zero) and a measured gain of at least

@@ -15,7 +15,7 @@ import mergegate
 OUT = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 SECTIONS = [
     ("What gates read", ["Results", "SuiteView", "GroupView", "Comparison", "PairedDelta", "Finding", "CaseResult"]),
-    ("What a gate may meet", ["InsufficientEvidence", "UncalibratedJudge", "UnknownName"]),
+    ("What a gate may meet", ["InsufficientEvidence", "UncalibratedJudge", "UnknownName", "NotEvaluated"]),
     ("Custom checks", ["check", "CheckContext", "Outcome"]),
     ("Scripts over results.json", ["load_results", "RunResults", "Verdict"]),
     ("Errors", ["MergegateError", "InputError", "ConfigError", "SuiteError", "IncompleteError", "ServerError", "GenerationError"]),

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # and on any other machine that reuses pip's cached wheel.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 PY="${PYTHON:-python3}"
-# bubblewrap: the code_tests sandbox's strong backend (README, "Running model code"). A system package, so
+# bubblewrap: the code_tests sandbox's strong backend (docs/suites.md, "Running model code"). A system package, so
 # installed only where that is possible without a prompt (root, or passwordless sudo, and apt-get); otherwise
 # the sandbox falls back to unshare namespaces or rlimits alone, and says which in every result.
 if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

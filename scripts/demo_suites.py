@@ -13,7 +13,7 @@
   the numbers 2 to 12; seeded number comparisons and parity questions), so no answer key
   is hand-typed.
 
-Sizes follow the gates' power (README, "Noise and evidence"): the guardrail catches a
+Sizes follow the gates' power (docs/statistics.md, "Noise and evidence"): the guardrail catches a
 10-point drop with 80% power when the paired standard error is at most ~3.6 points, i.e.
 n >= d / 0.0013 for a share d of discordant cases. Measured with the good adapter, d was
 ~0.3 on multiplication (242 cases: 2 tables) and ~0.08 on comparisons (120 cases).

@@ -1,6 +1,6 @@
 """The decision rules' error rates, through the real path (cases → the shipped gates → the verdict).
 
-Uses bench/sim_decisions.py (the script behind the README's table, run there
+Uses bench/sim_decisions.py (the script behind docs/statistics.md's table, run there
 with 1,000 runs per row) with fewer runs and a margin for the simulation's own
 sampling error: each bound below sits at least four standard errors away from
 the rate the rule actually has, so the test fails when a rule changes, not by

@@ -74,6 +74,11 @@ def test_the_api_reference_is_up_to_date():
     assert out.returncode == 0, out.stderr
 
 
+def test_the_check_reference_is_up_to_date():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_docs.py"), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_the_public_api_is_importable_from_the_package():
     import mergegate
 

@@ -130,7 +130,7 @@ def test_a_passing_guardrail_says_when_it_measured_a_drop_it_could_not_confirm(t
     ms.record(SimpleNamespace(nodeid="gates/g.py::test_g", when="call", outcome="passed", skipped=False, failed=False, longrepr=None))
     g = ms.gate_reports["gates/g.py::test_g"]
     assert g.outcome == "passed" and "a drop beyond the 5% tolerance was measured but is not significant" in g.message
-    assert g.underpowered and "cases would catch 10%" in g.underpowered
+    assert g.underpowered and "cases would catch 10 pt" in g.underpowered and "with its 5% tolerance this rule" in g.underpowered
 
 
 def test_insufficient_evidence_is_not_shown_as_failed(project):
@@ -141,3 +141,27 @@ def test_insufficient_evidence_is_not_shown_as_failed(project):
     result.stdout.fnmatch_lines(["*test_no_regression INSUFFICIENT EVIDENCE*"])
     assert "FAILED gates/test_gates.py::test_no_regression" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*1 insufficient*"])
+
+
+def test_a_gate_reading_benchmarks_a_run_left_out_never_sees_an_empty_list(project):
+    # -k keeps the benchmark phase only for a gate whose source names benchmarks; one that reads them through a helper
+    # must not see [] (no CRIT row, so "no forgetting" would pass): it errors, and the run is INCOMPLETE
+    (project.path / "gates" / "test_forgetting.py").write_text(textwrap.dedent("""\
+        import pytest
+
+        def crit_rows(results):
+            return [b for b in results.benchmarks if b.level == "CRIT"]
+
+        def test_nothing_forgotten(results):
+            assert not crit_rows(results)
+        """))
+    project.config_for("benchmarks: {tasks: [mg_facts], limit: 2}\n")
+    result, run = _run(project, "-k", "test_nothing_forgotten")
+    gate = next(g for g in run["gates"] if g["name"].endswith("test_nothing_forgotten"))
+    assert gate["outcome"] == "error" and "benchmarks were not run" in gate["message"], gate
+    assert (result.ret, run["verdict"]) == (2, "INCOMPLETE") and run["benchmarks"] == []
+    # --no-benchmarks says what it left out: the gate is skipped with the reason, and the partial run is never GO
+    result, run = _run(project, "--mergegate-no-benchmarks", "-k", "test_nothing_forgotten")
+    gate = next(g for g in run["gates"] if g["name"].endswith("test_nothing_forgotten"))
+    assert (gate["outcome"], gate["message"]) == ("skipped", "benchmarks not run (--no-benchmarks)"), gate
+    assert (result.ret, run["verdict"]) == (2, "INCOMPLETE")

@@ -53,7 +53,7 @@ def hook_attacks(target: Path) -> dict[str, str]:
             "            try:\n"
             "                cell.cell_contents = frozenset() if isinstance(cell.cell_contents, frozenset) else cell.cell_contents\n"
             "            except ValueError:\n                pass\n" + write),
-        # this one does disarm the in-process layer (see the README's threat model): only the kernel boundary is left
+        # this one does disarm the in-process layer (see docs/security.md, the threat model): only the kernel boundary is left
         "rebind the hook's closure": (
             "import gc, os, types\ncwd = os.getcwd()\n"
             "for f in gc.get_objects():\n"

@@ -147,3 +147,42 @@ def test_mergegate_stop_kills_leftover_servers_but_not_a_reused_pid(tmp_path):
         for p in (leftover, bystander):
             p.kill()
             p.wait()
+
+
+def test_servers_placed_on_gpus_get_their_devices_and_may_each_take_more():
+    from mergegate.config import Config
+    from mergegate.serving.engines import server_env
+
+    def cfg(cand: dict, base: dict) -> Config:
+        return Config.model_validate({"models": {"candidate": {"engine": "vllm", "model": "m", "served_name": "a", "vllm": cand},
+                                                 "baseline": {"engine": "vllm", "model": "m", "served_name": "b", "vllm": base}}})
+    placed = cfg({"devices": [0], "gpu_memory_utilization": 0.9}, {"devices": [1], "gpu_memory_utilization": 0.9})
+    assert server_env(placed.models["candidate"])["CUDA_VISIBLE_DEVICES"] == "0"
+    assert server_env(placed.models["baseline"])["CUDA_VISIBLE_DEVICES"] == "1"
+    with pytest.raises(ValueError, match="sums to 1.80"):  # one GPU for both
+        cfg({"devices": [0], "gpu_memory_utilization": 0.9}, {"devices": [0], "gpu_memory_utilization": 0.9})
+    with pytest.raises(ValueError, match="want 2 distinct GPU indices"):
+        cfg({"devices": [0], "tensor_parallel_size": 2, "gpu_memory_utilization": 0.4}, {"gpu_memory_utilization": 0.4})
+    # the judge on the baseline's server is one server, not a second share
+    shared = Config.model_validate({"models": placed.model_dump()["models"],
+                                    "judge": {"model": placed.model_dump()["models"]["baseline"]}})
+    assert shared.judge is not None and server_env(ModelSpec.model_validate({"engine": "llama-cpp", "model": "m"})) is None
+
+
+def test_tool_cases_served_by_vllm_without_a_parser_are_refused_before_any_server_starts(tmp_path, capsys):
+    from mergegate.cli import main
+
+    (tmp_path / "eval_suites").mkdir()
+    (tmp_path / "eval_suites" / "t.yaml").write_text(
+        "name: t\ncases:\n  - id: plain\n    prompt: hi\n    checks: [{type: contains, value: hi}]\n"
+        "  - id: weather\n    prompt: Weather in Paris?\n"
+        "    tools: [{type: function, function: {name: get_weather, parameters: {type: object, properties: {}}}}]\n"
+        "    checks: [{type: tool_call, calls: [{name: get_weather}]}]\n")
+    base = ("format: 1\nmodels:\n  candidate: {engine: vllm, model: org/m, served_name: c, vllm: {gpu_memory_utilization: 0.4%s}}\n"
+            "  baseline: {engine: vllm, model: org/m, served_name: b, tool_format: prompt, vllm: {gpu_memory_utilization: 0.4}}\n")
+    (tmp_path / "mergegate.yaml").write_text(base % "")
+    assert main(["validate", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "t.yaml:6: case 'weather' offers tools, and models.candidate (engine vllm, tool_format api) has no " in err, err
+    (tmp_path / "mergegate.yaml").write_text(base % ", tool_call_parser: hermes")
+    assert main(["validate", "--root", str(tmp_path)]) == 0

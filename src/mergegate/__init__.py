@@ -59,7 +59,7 @@ _LAZY = {
     "Results": "results", "SuiteView": "results", "GroupView": "results", "Comparison": "results", "PairedDelta": "results",
     "Finding": "results", "CaseResult": "results", "RunResults": "results",
     # what a gate may raise or meet
-    "InsufficientEvidence": "results", "UncalibratedJudge": "results", "UnknownName": "results",
+    "InsufficientEvidence": "results", "NotEvaluated": "results", "UncalibratedJudge": "results", "UnknownName": "results",
     # custom checks
     "CheckContext": "checks", "Outcome": "checks", "check": "checks", "side_metric": "checks", "group_metric": "checks",
     # scripts over results.json
@@ -69,7 +69,7 @@ _LAZY = {
 __all__ = ["ConfigError", "GenerationError", "IncompleteError", "InputError", "MergegateError", "ServerError", "SuiteError",
            "__version__",
            "Results", "SuiteView", "GroupView", "Comparison", "PairedDelta", "Finding", "CaseResult", "RunResults",
-           "InsufficientEvidence", "UncalibratedJudge", "UnknownName", "CheckContext", "Outcome", "check", "side_metric",
+           "InsufficientEvidence", "NotEvaluated", "UncalibratedJudge", "UnknownName", "CheckContext", "Outcome", "check", "side_metric",
            "group_metric", "load_results", "Verdict"]
 assert set(__all__) >= set(_LAZY)
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import pytest
 
 from .errors import InputError, MergegateError
-from .results import CaseResult, InsufficientEvidence, SuiteView
+from .results import CaseResult, InsufficientEvidence, NotEvaluated, SuiteView
 from .session import MergegateSession, RunOptions
 from .suites import Case, LoadedSuite
 
@@ -33,6 +33,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="take case results from these shard results.json files instead of the models (repeatable)")
     group.addoption("--mergegate-history", default=None, metavar="JSONL", help="the main line's history, for the report's trend")
     group.addoption("--mergegate-aa", action="store_true", help="A/A run: the baseline's config on both sides (the noise floor)")
+    # the quick-iteration flags of `mergegate run`, for a plain pytest run (a partial run is never GO)
+    group.addoption("--mergegate-limit", default=None, type=int, metavar="N", help="only the first N cases of each suite")
+    group.addoption("--mergegate-no-judge", action="store_true", help="leave out cases with a judge check")
+    group.addoption("--mergegate-no-benchmarks", action="store_true", help="do not run the lm-eval benchmarks")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,7 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
                              progress=not config.getoption("--mergegate-no-progress"), command=tuple(sys.argv), shard=shard_meta,
                              sample=config.getoption("--mergegate-sample"),
                              merge_from=tuple(Path(p) for p in config.getoption("--mergegate-merge") or ()),
-                             history=Path(history) if history else None, aa=config.getoption("--mergegate-aa"))
+                             history=Path(history) if history else None, aa=config.getoption("--mergegate-aa"),
+                             limit=config.getoption("--mergegate-limit"), no_judge=config.getoption("--mergegate-no-judge"),
+                             no_benchmarks=config.getoption("--mergegate-no-benchmarks"))
     config.stash[_KEY] = MergegateSession(options, Path(str(config.rootpath)))
 
 
@@ -223,6 +229,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) 
 
 def _nothing() -> None:
     """A case has no teardown."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A gate that reads what ``--no-benchmarks`` left out is skipped, saying so (the partial run is never GO)."""
+    try:
+        return (yield)
+    except NotEvaluated as exc:
+        if exc.skip:
+            pytest.skip(str(exc))
+        raise
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .config import LoadedConfig, load_config
 from .errors import InputError, MergegateError
-from .results import CaseResult, Finding, GateResult, Results, RunResults, SampleMeta, ShardMeta, read_history
+from .results import CaseResult, Finding, GateResult, NotEvaluated, Results, RunResults, SampleMeta, ShardMeta, read_history
 from .results.messages import readable
 from .results.models import GateOutcome
 from .suites import LoadedSuite, discover_suites, is_suite_file, load_suite
@@ -87,6 +87,7 @@ class MergegateSession:
         self.partial: list[str] = []  # what the iteration flags left out, said in the banner; the verdict cannot be GO
         self.narrowed = False  # --limit / --no-judge left cases out
         self.warnings_for_report: list[str] = []  # what a reader must know that does not change the verdict
+        self.benchmarks_left_out: Optional[NotEvaluated] = None  # raised to a gate that reads benchmarks this run skipped
 
     # -- configuration and suites -------------------------------------------------
     @property
@@ -233,10 +234,16 @@ class MergegateSession:
 
     def _wants_benchmarks(self, gates: list[Any], keyword: str) -> bool:
         """Return whether the benchmark phase runs: configured, not ``--no-benchmarks``, and with ``-k`` read by a selected gate."""
-        if self.options.no_benchmarks or self.loaded.config.benchmarks is None:
+        if self.loaded.config.benchmarks is None:
+            return False
+        if self.options.no_benchmarks:
+            self.benchmarks_left_out = NotEvaluated("benchmarks not run (--no-benchmarks)", skip=True)
             return False
         if keyword and not any(_reads_benchmarks(g) for g in gates):
             self.warnings_for_report.append(f"benchmarks not run: no gate selected by -k {keyword!r} reads them")
+            self.benchmarks_left_out = NotEvaluated(
+                f"benchmarks were not run: no gate selected by -k {keyword!r} mentions 'benchmark' in its source, "
+                "but this gate reads them; select a gate that names them, or run without -k")
             return False
         return True
 
@@ -259,7 +266,7 @@ class MergegateSession:
             raise MergegateError("evaluation did not run: " + ("; ".join(self.failures) or "no suites"))
         if self._view is None:
             self._view = Results(copy.deepcopy(self.evaluation.results()), on_advisory_read=self._mark_advisory,
-                                 on_finding=self._record_finding)
+                                 on_finding=self._record_finding, left_out=self.benchmarks_left_out)
         return self._view
 
     def _mark_advisory(self) -> None:

@@ -115,9 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     hum.add_argument("--append-calibration", default=None, metavar="FILE", help="import: append rated items to this *.calibration.yaml")
     hum.set_defaults(fn=cmd_human)
 
-    init = sub.add_parser("init", help="start a project here: mergegate.yaml, an example suite, the default gates")
+    init = sub.add_parser("init", help="start a project here: mergegate.yaml, an example suite, the default gates, the GitHub workflows")
     init.add_argument("--root", default=None, help="project folder (default: current folder)")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument("--install", default=None, metavar="SPEC",
+                      help="the pip requirement the workflows install mergegate from, e.g. 'mergegate @ git+https://github.com/ORG/"
+                           "mergegate@TAG' (default: where this mergegate came from, else mergegate==its version)")
+    init.add_argument("--no-workflows", action="store_true",
+                      help="do not write .github/workflows/eval-gate*.yml and their scripts (.github/mergegate/)")
     init.set_defaults(fn=cmd_init)
 
     imp = sub.add_parser("import", help="write a suite from a CSV or JSONL dataset (one case per row)")

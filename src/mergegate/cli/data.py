@@ -108,18 +108,54 @@ _SCAFFOLD = (("mergegate.yaml", "mergegate.yaml"), ("example.yaml", "eval_suites
              ("go_no_go.py.txt", "gates/test_go_no_go.py"))
 
 
+def _workflow_files(root: Path, install: str | None) -> tuple[list[tuple[str, str, bool]], str, str]:
+    """Return the adapted workflows and helper scripts as (project path, text, executable), a note on the install, next steps."""
+    from importlib.resources import files
+
+    from ..scaffold.workflows import FILES, adapt_script, adapt_workflow, default_branch, default_install_spec, requirement
+
+    note = ""
+    if install is None:
+        install, known = default_install_spec()
+        if not known:
+            note = (f"the workflows install {install}: edit their pip install lines, or give init --install SPEC "
+                    "(e.g. 'mergegate @ git+https://github.com/ORG/mergegate@TAG')\n")
+    try:
+        requirement(install)
+    except ValueError as exc:
+        raise InputError(f"--install: {exc}") from None
+    config = "mergegate.gpu.yaml" if (root / "mergegate.gpu.yaml").exists() else "mergegate.yaml"
+    branch = default_branch(root)
+    scaffold = files("mergegate") / "scaffold"
+    out = []
+    for name, rel, executable in FILES:
+        text = (scaffold / name).read_text()
+        text = adapt_workflow(text, install, config, branch) if rel.endswith(".yml") else adapt_script(text)
+        out.append((rel, text, executable))
+    nxt = (f"      git push: the workflows evaluate pull requests with {config} on a GPU runner (labels: variable MERGEGATE_GPU_RUNNER);\n"
+           f"      make \"eval-gate / gate\" a required status check of {branch} (branch protection)")
+    return out, note, nxt
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write a starting project into ROOT: config, an example suite, the default gates, .gitignore entries; exit 0."""
+    """Write a starting project into ROOT: config, an example suite, the default gates, the GitHub workflows, .gitignore entries."""
     from importlib.resources import files
 
     root = Path(args.root or Path.cwd())
     scaffold = files("mergegate") / "scaffold"
-    taken = [rel for _, rel in _SCAFFOLD if (root / rel).exists()]
+    writes = [(rel, (scaffold / name).read_text(), False) for name, rel in _SCAFFOLD]
+    note = github = ""
+    if not args.no_workflows:
+        workflows, note, github = _workflow_files(root, args.install)
+        writes += workflows
+    taken = [rel for rel, _, _ in writes if (root / rel).exists()]
     if taken and not args.force:
         raise InputError(f"already exists: {', '.join(taken)} (--force overwrites)", root / taken[0])
-    for name, rel in _SCAFFOLD:
+    for rel, text, executable in writes:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text((scaffold / name).read_text())
+        (root / rel).write_text(text)
+        if executable:
+            (root / rel).chmod((root / rel).stat().st_mode | 0o111)
     for name, schema in schemas().items():  # what the editor completes suites and the config against
         (root / "schema").mkdir(exist_ok=True)
         (root / "schema" / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
@@ -128,11 +164,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     missing = [line for line in (scaffold / "gitignore").read_text().splitlines() if line not in have]
     if missing:
         ignore.write_text("".join(f"{line}\n" for line in have + missing))
-    print(f"wrote {', '.join(rel for _, rel in _SCAFFOLD)}, schema/ and .gitignore entries in {root}\n"
+    print(f"wrote {', '.join(rel for rel, _, _ in writes)}, schema/ and .gitignore entries in {root}\n{note}"
           "next: mergegate validate            (checks the config and suites)\n"
           "      mergegate run --limit 2       (a smoke run: 2 cases per suite; never GO)\n"
           "      mergegate run                 (the full evaluation: GO, NO-GO or INCOMPLETE)\n"
-          "      mergegate view                (the report in your browser)")
+          "      mergegate view                (the report in your browser)" + (f"\n{github}" if github else ""))
     return 0
 
 

@@ -162,10 +162,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     loaded = load_config(args.config, args.root, run_user_code=False)
     paths = args.paths or [loaded.resolve(loaded.config.suites_dir)]
+    from ..evaluation.judging import check_judge_configured
+    from ..evaluation.requests import check_tools_reach_the_models
+    from ..judge import find_calibration_files, load_calibration
+
     with stand_ins(read_user_checks(loaded)):  # a pull request is validated before anyone trusts its code
         suites = discover_suites(paths, load=functools.partial(load_suite, run_user_code=False))
-    n = sum(len(s.suite.cases) for s in suites)
-    from ..judge import find_calibration_files, load_calibration
+        every = [(ls, case) for ls in suites for case in ls.suite.cases]
+        check_judge_configured(loaded, every)  # what a run would refuse before starting a server, said now
+        check_tools_reach_the_models(loaded, every)
+    n = len(every)
 
     cals = [load_calibration(f) for p in paths if Path(p).is_dir() for f in find_calibration_files(Path(p))]
     extra = f", {len(cals)} calibration set(s)" if cals else ""

@@ -5,13 +5,15 @@ A pull request that proposes a new checkpoint edits ``models.candidate``.
 
 from __future__ import annotations
 
+import difflib
 from typing import Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..suites.models import Sampling
 
-__all__ = ["VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions", "CacheOptions", "JudgePricing", "CalibrationOptions",
+__all__ = ["VLLM_LORA_RANKS", "VLLM_DTYPES", "VLLM_TOOL_PARSERS", "VllmOptions", "LlamaCppOptions", "ModelSpec", "GenerationOptions",
+           "CacheOptions", "JudgePricing", "CalibrationOptions",
            "CascadeOptions", "JudgeConfig", "StatsOptions", "ContaminationOptions", "BenchmarkOptions", "Config", "CONFIG_FORMAT"]
 
 CONFIG_FORMAT: Final = 1
@@ -21,19 +23,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What vLLM accepts and otherwise rejects only when its server starts on the GPU runner (checked against vLLM's own
+# CLI parser: `--max-lora-rank` choices, `ModelDType`, the tool parsers vLLM registers in vllm/tool_parsers/__init__.py).
+VLLM_LORA_RANKS: Final = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_DTYPES: Final = ("auto", "half", "float16", "bfloat16", "float", "float32")
+VLLM_TOOL_PARSERS: Final = frozenset([
+    "apertus", "cohere_command3", "cohere_command4", "deepseek_v3", "deepseek_v31", "deepseek_v32", "deepseek_v4", "ernie45",
+    "functiongemma", "gemma4", "gigachat3", "glm45", "glm47", "granite", "granite-20b-fc", "granite4", "hermes", "hunyuan_a13b",
+    "hy_v3", "inkling", "internlm", "jamba", "kimi_k2", "kimi_k3", "lfm2", "llama3_json", "llama4_json", "llama4_pythonic",
+    "longcat", "mimo", "minicpm5", "minimax", "minimax_m2", "minimax_m3", "mistral", "olmo3", "openai", "phi4_mini_json",
+    "poolside_v1", "pythonic", "qwen3_coder", "qwen3_xml", "seed_oss", "solar_open2", "step3", "step3p5", "xlam"])
+
+
 class VllmOptions(_Strict):
     """Flags for ``vllm serve`` (engine: vllm)."""
 
     max_model_len: int = Field(default=4096, ge=16)
-    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
-    dtype: str = Field(default="auto", description="e.g. auto, bfloat16, float16.")
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1, description="Share of the GPU's total memory this server takes "
+                                          "(vLLM checks it against free memory at start): servers sharing a GPU must sum below 1.")
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = Field(default="auto", description="Weights' dtype.")
     tensor_parallel_size: int = Field(default=1, ge=1)
     data_parallel_size: int = Field(default=1, ge=1)
-    max_lora_rank: Optional[int] = Field(default=None, ge=1)
+    devices: Optional[list[int]] = Field(default=None, min_length=1, description="GPU indices for this server (CUDA_VISIBLE_DEVICES), "
+                                         "tensor_parallel_size x data_parallel_size of them (default: every visible GPU, shared).")
+    max_lora_rank: Optional[int] = Field(default=None, description=f"The adapter's rank or more; vLLM accepts {VLLM_LORA_RANKS}.")
     trust_remote_code: bool = Field(default=False, description="Run the checkpoint's own Python code. Off unless you trust the checkpoint.")
     tool_call_parser: Optional[str] = Field(default=None, description="vLLM's tool-call parser for this model (e.g. hermes, llama3_json, "
                                             "mistral): adds --enable-auto-tool-choice so tool calls come back as tool_calls.")
     extra_args: list[str] = Field(default_factory=list, description="Further flags, passed verbatim.")
+
+    @model_validator(mode="after")
+    def _what_vllm_accepts(self) -> VllmOptions:
+        if self.max_lora_rank is not None and self.max_lora_rank not in VLLM_LORA_RANKS:
+            fits = min((r for r in VLLM_LORA_RANKS if r >= self.max_lora_rank), default=VLLM_LORA_RANKS[-1])
+            raise ValueError(f"max_lora_rank {self.max_lora_rank} is not one vLLM accepts ({', '.join(map(str, VLLM_LORA_RANKS))}); "
+                             f"use {fits}")
+        plugin = any(a.startswith("--tool-parser-plugin") for a in self.extra_args)  # a plugin registers its own names
+        if self.tool_call_parser is not None and not plugin and self.tool_call_parser not in VLLM_TOOL_PARSERS:
+            close = difflib.get_close_matches(self.tool_call_parser, VLLM_TOOL_PARSERS, n=3)
+            raise ValueError(f"tool_call_parser {self.tool_call_parser!r} is not one of vLLM's"
+                             + (f" (did you mean {', '.join(close)}?)" if close else f": {', '.join(sorted(VLLM_TOOL_PARSERS))}")
+                             + "; a parser of your own needs --tool-parser-plugin in extra_args")
+        if self.devices is not None:
+            want = self.tensor_parallel_size * self.data_parallel_size
+            if len(set(self.devices)) != len(self.devices) or len(self.devices) != want or min(self.devices) < 0:
+                raise ValueError(f"devices {self.devices}: want {want} distinct GPU indices (tensor_parallel_size x data_parallel_size)")
+        return self
+
+    def shares_gpu_with(self, other: VllmOptions) -> bool:
+        """Return True when the two servers may land on one GPU (either has no devices, or their devices overlap)."""
+        return self.devices is None or other.devices is None or bool(set(self.devices) & set(other.devices))
 
 
 class LlamaCppOptions(_Strict):
@@ -117,7 +156,7 @@ class CacheOptions(_Strict):
 
 
 class StatsOptions(_Strict):
-    """How comparisons are judged against noise (see README, 'Noise and evidence')."""
+    """How comparisons are judged against noise (see docs/statistics.md, 'Noise and evidence')."""
 
     level: float = Field(default=0.95, gt=0.5, lt=1, description="Confidence level of every interval.")
     resamples: int = Field(default=2000, ge=2000, description="Paired bootstrap resamples for continuous scores.")
@@ -252,6 +291,28 @@ class Config(_Strict):
             if self.judge.cascade is not None:
                 roles["judge_strong"] = self.judge.cascade.strong
         return roles
+
+    @model_validator(mode="after")
+    def _gpu_memory_fits(self) -> Config:
+        """Servers that share a GPU must leave each other room: vLLM takes its share of *total* memory, checked against free."""
+        roles = dict(self.serving_roles())
+        if self.benchmarks is not None:
+            roles.update({f"benchmarks.references.{k}": v for k, v in self.benchmarks.references.items()})
+        servers: dict[str, tuple[str, VllmOptions]] = {}  # one entry per server: roles with the same spec share one process
+        for role, spec in roles.items():
+            if spec.engine == "vllm":
+                key = spec.model_dump_json(include={"model", "revision", "served_name", "adapter", "vllm"})
+                servers.setdefault(key, (role, spec.vllm or VllmOptions()))
+        listed = list(servers.values())
+        for _, opts in listed:
+            sharing = [(r, o) for r, o in listed if o.shares_gpu_with(opts)]
+            total = sum(o.gpu_memory_utilization for _, o in sharing)
+            if total >= 1:
+                names = " + ".join(f"{r} {o.gpu_memory_utilization:g}" for r, o in sharing)
+                raise ValueError(f"vllm.gpu_memory_utilization of servers sharing a GPU sums to {total:.2f} ({names}); vLLM checks "
+                                 "each share against free memory at start, so keep the sum below 1 (e.g. 0.45 each) or place the "
+                                 "servers on different GPUs with vllm.devices")
+        return self
 
     @field_validator("models")
     @classmethod

@@ -31,7 +31,7 @@ from .assemble import Produced, assemble
 from .benchmarks import run_benchmark_phase
 from .judging import calibration_sets, check_judge_configured, judge_outputs, uses_judge
 from .provenance import model_meta, now, run_meta
-from .requests import build_jobs
+from .requests import build_jobs, check_tools_reach_the_models
 from .scoring import ResponseKey, score_cases
 from .shards import merge_shards
 
@@ -89,6 +89,7 @@ class Evaluation:
         selected = list(self.selected_cases())
         judged = uses_judge(selected)
         check_judge_configured(self.loaded, selected)
+        check_tools_reach_the_models(self.loaded, selected)
         calibration = calibration_sets(self.loaded) if judged else None  # bad input surfaces before any server starts
         self.check_contamination()
         responses: dict[ResponseKey, Response] = {}

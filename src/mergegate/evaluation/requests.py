@@ -8,13 +8,32 @@ from typing import Optional
 from ..checks.tools import tools_prompt
 from ..client import Job, Response
 from ..config.loader import LoadedConfig
+from ..errors import InputError
 from ..results import ROLES
 from ..results.models import Role
 from ..serving import Endpoint
 from ..suites import Case, LoadedSuite, Sampling
 from .scoring import ResponseKey
 
-__all__ = ["build_jobs"]
+__all__ = ["build_jobs", "check_tools_reach_the_models"]
+
+
+def check_tools_reach_the_models(loaded: LoadedConfig, selected: Iterable[tuple[LoadedSuite, Case]]) -> None:
+    """Raise :class:`InputError` at the first case with tools that a vLLM model would reject.
+
+    vLLM answers a request with ``tools`` (``tool_choice: auto``) with HTTP 400
+    unless it was started with a tool-call parser; a 4xx is not retried, so the
+    run would end INCOMPLETE on the GPU runner. Say so before any server starts.
+    """
+    deaf = [role for role in ROLES if (spec := loaded.config.models[role]).engine == "vllm" and spec.tool_format == "api"
+            and not (spec.vllm and spec.vllm.tool_call_parser)]
+    if not deaf:
+        return
+    for ls, case in selected:
+        if case.tools or ls.suite.defaults.tools:
+            raise InputError(f"case {case.id!r} offers tools, and models.{deaf[0]} (engine vllm, tool_format api) has no "
+                             "vllm.tool_call_parser: vLLM rejects such requests (HTTP 400). Set the parser for the model's chat "
+                             "template (e.g. hermes, llama3_json), or tool_format: prompt", ls.path, ls.case_lines.get(case.id))
 
 
 def build_jobs(loaded: LoadedConfig, selected: Iterable[tuple[LoadedSuite, Case]], endpoints: dict[str, Endpoint], turn: int = 1,

@@ -31,7 +31,7 @@ from .models import (
                      SuiteMeta,
                      SuiteSummary,
 )
-from .view import Finding, GroupView, InsufficientEvidence, Results, SuiteView, UncalibratedJudge, UnknownName
+from .view import Finding, GroupView, InsufficientEvidence, NotEvaluated, Results, SuiteView, UncalibratedJudge, UnknownName
 
 __all__ = ["percentile", "summarize", "RESULTS_SCHEMA_VERSION", "ROLES",
            "AnswerQuality", "BenchmarkResult", "CalibrationSummary", "CaseResult", "CiMeta", "ContaminatedCase", "ContaminationSummary",
@@ -39,4 +39,4 @@ __all__ = ["percentile", "summarize", "RESULTS_SCHEMA_VERSION", "ROLES",
            "CheckResult", "Comparison", "GateResult", "Generation",
            "GenerationSummary", "GroupSummary", "ModelMeta", "RunMeta", "RunResults", "SideResult", "SuiteMeta", "SuiteSummary",
            "HistoryEntry", "append_history", "entry_from_run", "read_history",
-           "GroupView", "Results", "SuiteView", "UncalibratedJudge", "UnknownName", "Finding", "InsufficientEvidence"]
+           "GroupView", "Results", "SuiteView", "UncalibratedJudge", "UnknownName", "Finding", "InsufficientEvidence", "NotEvaluated"]

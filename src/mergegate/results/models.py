@@ -142,7 +142,7 @@ class Comparison(_Model):
             return f"{self.name}: candidate {self.candidate}, baseline {self.baseline}, n={self.n} (no paired interval)"
         return (f"{self.name}: Δ {p.estimate:+.3f} [{p.level:.0%} CI {p.ci_low:+.3f}, {p.ci_high:+.3f}], n={p.n}"
                 + (f", p={p.p_value:.3g}" if p.p_value is not None else "")
-                + (f", smallest detectable change {p.mde:.3f}" if p.mde and p.mde < 1
+                + (f", detects changes of {p.mde:.3f} or more with 80% power (significance alone)" if p.mde and p.mde < 1
                    else ", too few cases to detect any change" if p.mde else ""))
 
     @computed_field  # type: ignore[prop-decorator]
@@ -164,7 +164,7 @@ class PairwiseSummary(_Model):
     ci_low: Optional[float] = Field(default=None, description="95% Wilson interval of the win rate.")
     ci_high: Optional[float] = None
     consistency_rate: Optional[float] = Field(default=None, description="Share of cases where both orders gave the same verdict.")
-    lc_win_rate: Optional[float] = Field(default=None, description="Length-controlled win rate (see README, 'The judge').")
+    lc_win_rate: Optional[float] = Field(default=None, description="Length-controlled win rate (see docs/judge.md).")
     mean_chars_candidate: Optional[float] = None
     mean_chars_baseline: Optional[float] = None
     escalated: int = Field(default=0, description="Cases the cascade sent to the strong judge.")
@@ -177,7 +177,7 @@ class CodeTestsSummary(_Model):
     pass_rate: dict[str, Optional[float]] = Field(description="pass@1 per role.")
     failures: dict[str, dict[str, int]] = Field(description="Per role: failures by kind (syntax_error, timeout, no output, ...).")
     isolation: list[str] = Field(default_factory=list,
-                                 description="Sandbox backends the programs ran under: bwrap, namespaces or limits (see README).")
+                                 description="Sandbox backends the programs ran under: bwrap, namespaces or limits (see docs/suites.md).")
 
 
 class AnswerQuality(_Model):

@@ -28,11 +28,25 @@ from ..stats.decision import Decision, guardrail, target
 from .aggregate import summarize
 from .models import AnswerQuality, BenchmarkResult, CaseResult, Comparison, GroupSummary, PairwiseSummary, RunResults, SuiteSummary
 
-__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "Finding"]
+__all__ = ["Results", "GroupView", "SuiteView", "UnknownName", "UncalibratedJudge", "InsufficientEvidence", "NotEvaluated", "Finding"]
 
 
 class UnknownName(MergegateError, LookupError):
     """A gate asked for a suite, category or metric that the run does not have."""
+
+
+class NotEvaluated(MergegateError):
+    """A gate read a phase this run left out (benchmarks under ``-k`` or ``--no-benchmarks``).
+
+    Not an AssertionError: an empty list would let "no CRIT benchmark" pass, so
+    the gate errors (the run is INCOMPLETE). ``skip``: the run is partial on
+    purpose (``--no-benchmarks``), never GO anyway, so the plugin skips the gate
+    and a failed gate elsewhere still says NO-GO.
+    """
+
+    def __init__(self, message: str, skip: bool = False):
+        super().__init__(message)
+        self.skip = skip
 
 
 class UncalibratedJudge(AssertionError):
@@ -261,13 +275,14 @@ class Results:
     """
 
     def __init__(self, run: RunResults, on_advisory_read: Callable[[], None] = _no_guard,
-                 on_finding: Callable[[Finding], None] = lambda f: None):
+                 on_finding: Callable[[Finding], None] = lambda f: None, left_out: Optional[NotEvaluated] = None):
         from ..config.models import StatsOptions
         from .aggregate import population
 
         self.run = run
         self._on_advisory_read = on_advisory_read
         self._on_finding = on_finding
+        self._benchmarks_left_out = left_out  # raised when a gate reads benchmarks this run did not run
         self._stats = StatsOptions(**run.meta.stats)
         self._population = population(run.meta.sample)
         g = self._judge_guard
@@ -309,12 +324,17 @@ class Results:
 
     @property
     def benchmarks(self) -> list[BenchmarkResult]:
-        """Return every lm-eval benchmark row (task, metric, both scores, stderr, level OK/WARN/CRIT/ERROR)."""
+        """Return every lm-eval benchmark row (task, metric, both scores, stderr, level OK/WARN/CRIT/ERROR).
+
+        Raises :class:`NotEvaluated` when benchmarks are configured but this run left them out.
+        """
+        if self._benchmarks_left_out is not None:
+            raise self._benchmarks_left_out
         return list(self.run.benchmarks)
 
     def benchmark(self, task: str, metric: Optional[str] = None) -> BenchmarkResult:
         """Return benchmark ``task`` (``metric``: e.g. 'acc' or 'acc,none'; default: the task's first metric)."""
-        rows = [b for b in self.run.benchmarks if b.task == task]
+        rows = [b for b in self.benchmarks if b.task == task]
         if metric is not None:
             rows = [b for b in rows if b.metric == metric or b.metric.split(",")[0] == metric]
         if not rows:

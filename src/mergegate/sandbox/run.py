@@ -75,7 +75,7 @@ def _choose(backend: Optional[str]) -> Launch:
         launch = _working(name)
         if launch is None:
             raise SandboxUnavailable(f"the sandbox backend {name!r} was requested ({ENV_VAR} or backend=) but does not "
-                                     "work on this machine (see the README, 'Running model code')")
+                                     "work on this machine (see docs/suites.md, 'Running model code')")
         return launch
     for candidate in BACKENDS:
         launch = _working(candidate)

@@ -20,8 +20,8 @@ from typing import Any, Optional
 from ..config.models import LlamaCppOptions, ModelSpec, VllmOptions
 from ..errors import ConfigError
 
-__all__ = ["resolve_model_path", "resolve_adapter", "build_command", "ready_path", "engine_version", "identity", "request_extras",
-           "server_key"]
+__all__ = ["resolve_model_path", "resolve_adapter", "build_command", "server_env", "ready_path", "engine_version", "identity",
+           "request_extras", "server_key"]
 
 
 def resolve_model_path(model: str, root: Path) -> str:
@@ -124,6 +124,16 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int, adapte
     raise ValueError(f"engine {spec.engine!r} is not launched by mergegate")
 
 
+def server_env(spec: ModelSpec) -> Optional[dict[str, str]]:
+    """Return the server's environment: this process's, with ``CUDA_VISIBLE_DEVICES`` when vllm.devices places it (else None: inherit)."""
+    devices = spec.vllm.devices if spec.engine == "vllm" and spec.vllm is not None else None
+    if not devices:
+        return None
+    import os
+
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}
+
+
 def ready_path(engine: str) -> str:
     """Return the readiness path for ``engine`` (relative to the server root)."""
     return "/health" if engine == "vllm" else "/v1/models"
@@ -177,7 +187,7 @@ def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str]
     if adapter and Path(adapter).exists():
         ident["adapter_sha256"] = _dir_digest(Path(adapter))
     if spec.engine == "vllm":
-        ident["flags"] = (spec.vllm or VllmOptions()).model_dump()
+        ident["flags"] = (spec.vllm or VllmOptions()).model_dump(exclude={"devices"})  # where it runs does not change answers
     if spec.engine == "llama-cpp":
         ident["flags"] = (spec.llama_cpp or LlamaCppOptions()).model_dump(exclude={"n_threads"})
         ident["prefix_reuse"] = False  # mergegate's launcher evaluates every request from an empty context

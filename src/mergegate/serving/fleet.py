@@ -14,7 +14,17 @@ from typing import Any, Optional
 from ..config.loader import LoadedConfig
 from ..config.models import ModelSpec
 from ..errors import ServerError
-from .engines import build_command, identity, ready_path, request_extras, resolve_adapter, resolve_model_path, served_model, server_key
+from .engines import (
+    build_command,
+    identity,
+    ready_path,
+    request_extras,
+    resolve_adapter,
+    resolve_model_path,
+    served_model,
+    server_env,
+    server_key,
+)
 from .process import ManagedServer, _answers, free_port
 
 __all__ = ["Endpoint", "ServerFleet"]
@@ -78,7 +88,7 @@ class ServerFleet:
         path = resolve_model_path(spec.model, self.loaded.root)
         adapter = resolve_adapter(spec, self.loaded.root)
         server = self._server(server_key(spec, role, path, adapter), role.replace(":", "-"),
-                              lambda port: build_command(spec, role, path, port, adapter), ready_path(spec.engine))
+                              lambda port: build_command(spec, role, path, port, adapter), ready_path(spec.engine), server_env(spec))
         ready_port = urllib.parse.urlparse(server.ready_url).port
         return Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine, "EMPTY",
                         identity(spec, role, path, adapter), spec.system_prompt, request_extras(spec), server)
@@ -93,11 +103,12 @@ class ServerFleet:
                             lambda port: [sys.executable, "-m", "mergegate.serving.logprobs", "--model", gguf_path, "--alias", alias,
                                           "--port", str(port), *lora], "/v1/models")
 
-    def _server(self, key: str, name: str, command: Callable[[int], list[str]], ready: str) -> ManagedServer:
+    def _server(self, key: str, name: str, command: Callable[[int], list[str]], ready: str,
+                env: Optional[dict[str, str]] = None) -> ManagedServer:
         """Return the server started for ``key``, starting it on a free port first."""
         if key not in self._by_key:
             port = free_port()
-            server = ManagedServer(name, command(port), f"http://127.0.0.1:{port}{ready}", self.log_dir / f"{name}.log")
+            server = ManagedServer(name, command(port), f"http://127.0.0.1:{port}{ready}", self.log_dir / f"{name}.log", env)
             self.servers.append(server)
             server.start(self.loaded.config.generation.server_start_timeout_s)
             self._by_key[key] = server

@@ -113,8 +113,10 @@ def _decide(rule: Literal["guardrail", "target"], estimate: float, ci_low: float
     reason = f"{name}{reason} ({ci})"
     if underpowered:
         change = "drops" if worse else "gains"
-        reason += (f"; underpowered: this suite catches only {change} of {detectable:.1%} or more with 80% power, "
-                   f"{needed} cases would catch {2 * by:.0%}")
+        # The report's "Detectable effect" figure is for significance alone; this rule also needs the change beyond
+        # its tolerance, so its figure is larger. Say which rule, in points, so the two read as one story.
+        reason += (f"; underpowered: with its {by:.0%} tolerance this rule catches only {change} of "
+                   f"{(detectable or 0) * 100:.1f} pt or more with 80% power; {needed} cases would catch {2 * by * 100:.0f} pt")
     return Decision(rule, found, by, estimate, ci_low, ci_high, n, level, _one_sided(p_value, estimate, worse=worse),
                     detectable, underpowered, needed, reason)
 

@@ -159,3 +159,28 @@ def test_the_training_script_is_deterministic(tmp_path):
     assert a == b and {"good/adapter.gguf", "good/adapter_model.safetensors", "bfcl_simple.train.jsonl"} <= set(a)
     record = json.loads((outs[0] / "good" / "training.json").read_text())
     assert record["steps"] == 2 and len(record["losses"]) == 2
+
+
+def test_a_vllm_adapter_that_is_no_folder_must_be_a_pinned_hub_adapter(monkeypatch):
+    import huggingface_hub.constants
+
+    from mergegate.errors import ConfigError
+
+    typo = ModelSpec.model_validate({"engine": "vllm", "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "adapter": "adapters/goood"})
+    with pytest.raises(ConfigError, match=r"adapter 'adapters/goood': no folder .*adapters/goood; for a Hugging Face Hub adapter, pin"):
+        resolve_adapter(typo, REPO)
+    # pinned: downloaded at that revision before the server starts; offline here, so it fails in one line
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    hub = typo.model_copy(update={"adapter": "someone/smollm2-lora", "adapter_revision": "3f2a1b0"})
+    with pytest.raises(ConfigError, match=r"adapter 'someone/smollm2-lora' at 3f2a1b0: cannot download it"):
+        resolve_adapter(hub, REPO)
+
+
+def test_moving_an_adapter_folder_keeps_its_cache_identity(tmp_path):
+    import shutil
+
+    spec = ModelSpec.model_validate({"engine": "vllm", "model": "m", "revision": "r", "adapter": "a"})
+    shutil.copytree(ADAPTERS / "good", tmp_path / "a")
+    shutil.copytree(ADAPTERS / "good", tmp_path / "moved")
+    here, there = identity(spec, "candidate", "m", str(tmp_path / "a")), identity(spec, "candidate", "m", str(tmp_path / "moved"))
+    assert here == there and "adapter" not in here and len(here["adapter_sha256"]) == 64

@@ -165,3 +165,17 @@ def test_a_gate_reading_benchmarks_a_run_left_out_never_sees_an_empty_list(proje
     gate = next(g for g in run["gates"] if g["name"].endswith("test_nothing_forgotten"))
     assert (gate["outcome"], gate["message"]) == ("skipped", "benchmarks not run (--no-benchmarks)"), gate
     assert (result.ret, run["verdict"]) == (2, "INCOMPLETE")
+
+
+def test_a_failed_gate_says_its_finding_whole(project):
+    # pytest cuts a repr longer than 240 characters in the middle ("+12...wered"): the recorded message is the whole finding
+    (project.path / "gates" / "test_target.py").write_text(
+        "def test_capitals_improve(results):\n    assert results.suite('capitals').improved('pass_rate', by=0.05)\n")
+    result, run = _run(project, "-k", "test_capitals_improve")
+    gate = next(g for g in run["gates"] if g["name"].endswith("test_capitals_improve"))
+    assert gate["outcome"] == "failed" and len(gate["message"]) > 240, gate
+    assert "..." not in gate["message"] and gate["message"].endswith("cases would catch 10 pt"), gate["message"]
+    from mergegate.report.render import inline
+
+    md = (project.path / "results" / "report.md").read_text()
+    assert inline(gate["message"], 600) in md  # the Why bullet, whole

@@ -158,7 +158,12 @@ def test_import_writes_a_valid_suite_from_csv_and_jsonl(tmp_path):
     assert (suite.name, suite.role, [c.id for c in suite.cases]) == ("qa", "general", ["qa-1", "qa-2"])
     second = suite.cases[1]
     assert (second.prompt, second.reference, second.category) == ("What is 3 + 4, as a number?", "7", "math")
-    assert [(c.type, getattr(c, "value", None)) for c in second.checks] == [("contains", "7"), ("token_f1", None)]
+    assert [c.type for c in second.checks] == ["regex", "token_f1"] and suite.cases[0].checks[0].type == "contains"
+    # a short or numeric reference is matched as a whole word: "7" is not in "17", "no" not in "not"
+    import re
+
+    word = re.compile(second.checks[0].value, re.IGNORECASE)
+    assert [bool(word.search(t)) for t in ("It is 7.", "7", "17", "7.5", "(7)")] == [True, True, False, False, True]
 
     (tmp_path / "d.jsonl").write_text('{"id": "a", "p": "hi"}\n\n{"id": "a", "p": "again"}\n')
     dup = subprocess.run([MERGEGATE, "import", "d.jsonl", "--prompt", "p", "--id", "id"], cwd=tmp_path, capture_output=True, text=True)

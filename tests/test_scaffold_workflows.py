@@ -62,8 +62,8 @@ def test_the_gate_workflow_is_adapted():
     text = (REPO / GATE).read_text()
     out = adapt_workflow(text, SPEC, "mergegate.yaml", "trunk")
     assert "-e ." not in out and "-e '." not in out and "scripts/" not in out
-    vllm = "mergegate[vllm] @ git+https://github.com/example-org/mergegate@v0.1.0"
-    assert f"run: python -m pip install '{vllm}' 'lm-eval[api]==0.4.13'" in out
+    gpu = "mergegate[gpu] @ git+https://github.com/example-org/mergegate@v0.1.0"
+    assert f"run: python -m pip install '{gpu}'  # vLLM and lm-eval, pinned in pyproject.toml" in out
     assert out.count(f"run: python -m pip install '{SPEC}'\n") == 2  # gate, history
     assert "python3 .github/mergegate/last_evaluation.py --sha" in out
     assert "run: bash .github/mergegate/history-push.sh results/results.json" in out
@@ -86,7 +86,7 @@ def test_the_comment_workflow_is_adapted():
     ("  MERGEGATE_CONFIG: mergegate.gpu.yaml\n", "  MERGEGATE_CONFIG: mergegate.cuda.yaml\n"),
     ("    branches: [main]\n", "    branches: [main, release]\n"),
     ("python3 scripts/last_evaluation.py", "python3 tools/last_evaluation.py"),
-    ("'.[vllm]'", '".[vllm]"'),
+    ("'.[gpu]'", '".[gpu]"'),
 ], ids=["install", "config", "branches", "script", "quoting"])
 def test_a_change_the_adaptation_does_not_know_fails_loudly(old, new):
     text = (REPO / GATE).read_text()

@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,27 @@ def test_stop_kills_the_whole_process_group(tmp_path):
     assert _gone(grandchild), "the server's child process survived stop()"
 
 
+def test_stop_returns_only_when_the_engine_s_children_have_exited(tmp_path):
+    # vLLM's engine core is a child process that frees the GPU some time after the API server exits: stop() must wait
+    from mergegate.serving.process import _start_ticks
+
+    port = free_port()
+    child = tmp_path / "child.pid"
+    slow = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0))); time.sleep(300)"
+    script = (f"import http.server, subprocess, sys\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {slow!r}])\n"
+              f"open({str(child)!r}, 'w').write(str(p.pid))\n"
+              f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
+    server = ManagedServer("engine", [sys.executable, "-c", script], f"http://127.0.0.1:{port}/", tmp_path / "engine.log")
+    server.start(timeout_s=60)
+    pid = int(child.read_text())
+    ticks = _start_ticks(pid)
+    server.stop(grace_s=10)
+    stat = Path(f"/proc/{pid}/stat")
+    state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() and _start_ticks(pid) == ticks else "gone"
+    assert state in ("gone", "Z"), f"stop() returned while the engine's child was still {state}"
+
+
 def test_mergegate_serve_starts_one_shared_server_and_sigterm_stops_it(tmp_path):
     """`mergegate serve` with the embedded default: both roles on one server; SIGTERM (CI cancel) stops the group."""
     import signal
@@ -186,3 +208,34 @@ def test_tool_cases_served_by_vllm_without_a_parser_are_refused_before_any_serve
     assert "t.yaml:6: case 'weather' offers tools, and models.candidate (engine vllm, tool_format api) has no " in err, err
     (tmp_path / "mergegate.yaml").write_text(base % ", tool_call_parser: hermes")
     assert main(["validate", "--root", str(tmp_path)]) == 0
+
+
+def test_lm_eval_tokenizes_a_vllm_model_with_its_own_tokenizer_and_context(tmp_path):
+    # lm-eval's local-completions loads a Hugging Face tokenizer named after `model=` unless told: on vLLM that is the
+    # served name ("candidate"), which exists nowhere. The command must name the checkpoint (and its revision).
+    from lm_eval.utils import simple_parse_args_string
+
+    from mergegate.benchmarks.lmeval import _command
+    from mergegate.config import BenchmarkOptions, load_config
+    from mergegate.evaluation.benchmarks import benchmark_target
+    from mergegate.serving import Endpoint, ServerFleet
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "mergegate.yaml").write_text(
+        "format: 1\nmodels:\n"
+        "  candidate: {engine: vllm, model: ckpt, served_name: c, vllm: {max_model_len: 8192, gpu_memory_utilization: 0.4}}\n"
+        "  baseline: {engine: vllm, model: org/base, revision: 0123abc, served_name: b, vllm: {gpu_memory_utilization: 0.4}}\n"
+        "generation: {concurrency: 24}\n")
+    loaded = load_config(root=tmp_path)
+    fleet = ServerFleet(loaded, tmp_path / "logs")
+    args = {}
+    for role in ("candidate", "baseline"):
+        ep = Endpoint(role, "http://127.0.0.1:8000/v1", loaded.config.models[role].served_name, "vllm", "EMPTY", None, None, {})
+        target = benchmark_target(loaded, fleet, role, loaded.config.models[role], ep)
+        cmd = _command(target, "loglikelihood", ["mmlu"], BenchmarkOptions(tasks=["mmlu"]), tmp_path, tmp_path / "out", "c")
+        args[role] = simple_parse_args_string(cmd[cmd.index("--model_args") + 1])
+    assert args["candidate"]["tokenizer"] == str((tmp_path / "ckpt").resolve()) and "revision" not in args["candidate"]
+    assert args["candidate"]["max_length"] == 8192 and args["candidate"]["num_concurrent"] == 24
+    assert (args["baseline"]["tokenizer"], args["baseline"]["revision"], args["baseline"]["max_length"]) == ("org/base", "0123abc", 4096)
+    assert args["baseline"]["tokenizer_backend"] == "huggingface" and args["baseline"]["model"] == "b"
+    assert fleet.servers == []  # nothing was started for a vLLM model's benchmarks

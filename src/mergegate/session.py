@@ -293,6 +293,7 @@ class MergegateSession:
         outcome, message = _outcome(report, raised, insufficient)
         if report.when == "call":
             self.gate_findings[name] = list(self._findings)
+            message = _untruncated(message, self._findings)
             if outcome == "passed" and not message:  # a drop beyond the tolerance that was not significant is said, not hidden
                 message = "; ".join(f.reason for f in self._findings if f.beyond_threshold and not f.found)
         if self._advisory_read and outcome in ("passed", "failed", "insufficient"):
@@ -349,6 +350,15 @@ def _reads_benchmarks(item: Any) -> bool:
         return "benchmark" in inspect.getsource(item.function)
     except (AttributeError, OSError, TypeError):  # no source to read: assume it does, and run them
         return True
+
+
+def _untruncated(message: str, findings: list[Finding]) -> str:
+    """Return the finding a failed ``assert finding`` names, whole: pytest cuts a long repr in the middle ("+12...wered")."""
+    head = message.split("...", 1)[0]
+    if "..." not in message or len(head) < 20:
+        return message
+    whole = [repr(f) for f in findings if repr(f).startswith(head)]
+    return whole[0] if whole else message
 
 
 def _outcome(report: Any, raised: bool, insufficient: bool) -> tuple[GateOutcome, str]:

@@ -125,7 +125,8 @@ def _truncation(ev: Evidence, policy: Policy) -> list[str]:
         "scored as they are (generation.truncated: allow)"
     # "note:" - it explains failed cases, it is not itself why the merge is (or is not) blocked
     return [f"note: {cut['candidate']} candidate and {cut['baseline']} baseline answer(s) of {len(ev.cases)} were cut off at "
-            f"max_tokens: {effect}; give the answers room with a higher max_tokens"]
+            f"max_tokens: {effect}; give the answers room with a higher max_tokens (a suite's defaults.sampling, or a model's "
+            "sampling in mergegate.yaml; default 256), unless they repeat themselves: then no length ends them"]
 
 
 def _evaluated(ev: Evidence) -> int:

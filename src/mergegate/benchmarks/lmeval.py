@@ -57,6 +57,12 @@ class Target:
     concurrency: int = 4  # lm-eval's num_concurrent for generation tasks: the engine's (generation.concurrency)
     # ... and for loglikelihood tasks: the engine's on vLLM; 1 on mergegate's scoring server, which scores one request at a time
     scoring_concurrency: int = 1
+    # tokenizer "huggingface" (vLLM): where lm-eval loads it from. Without it lm-eval loads one named after the *served*
+    # name ("candidate"), which exists nowhere: on a real vLLM server the loglikelihood run exited 1.
+    hf_tokenizer: Optional[str] = None  # the model's path or hub id
+    hf_revision: Optional[str] = None  # the model's pinned revision (hub ids)
+    trust_remote_code: bool = False
+    max_length: int = 2000  # the served context: vLLM's max_model_len; the scoring server's n_ctx leaves 2000
 
 
 @dataclass
@@ -106,7 +112,10 @@ def _results_key(target: Target, kind: str, tasks: list[str], opts: BenchmarkOpt
 def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions, include: Path, out: Path, cache: str) -> list[str]:
     if kind == "loglikelihood":
         args = (f"model={target.model},base_url={target.completions_url},tokenizer_backend={target.tokenizer},"
-                f"tokenized_requests=True,num_concurrent={target.scoring_concurrency},max_retries=3,max_length=2000")
+                f"tokenized_requests=True,num_concurrent={target.scoring_concurrency},max_retries=3,max_length={target.max_length}")
+        if target.tokenizer == "huggingface" and target.hf_tokenizer:
+            args += f",tokenizer={target.hf_tokenizer}" + (f",revision={target.hf_revision}" if target.hf_revision else "")
+            args += ",trust_remote_code=True" if target.trust_remote_code else ""
         cmd = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args]
     else:
         args = (f"model={target.model},base_url={target.chat_url},tokenizer_backend=none,"

@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--prompt", required=True, metavar="FIELD", help="the field holding the prompt")
     imp.add_argument("--reference", default=None, metavar="FIELD", help="the field holding the expected answer")
     imp.add_argument("--check", action="append", default=None, metavar="TYPE",
-                     help="a check on every case (repeatable): contains (the reference), equals, token_f1, rouge_l, bleu, chrf, "
-                          "similarity, bertscore (default: contains with --reference, else token_f1)")
+                     help="a check on every case (repeatable): contains (the reference; a short or numeric one as a whole word), "
+                          "equals, token_f1, rouge_l, bleu, chrf, similarity, bertscore (default: contains with --reference, "
+                          "else token_f1)")
     imp.add_argument("--id", default=None, metavar="FIELD", help="the field holding case ids (default: NAME-1, NAME-2, ...)")
     imp.add_argument("--category", default=None, metavar="FIELD", help="the field holding categories")
     imp.add_argument("--name", default=None, help="suite name (default: the file's name)")

@@ -99,7 +99,9 @@ class ModelSpec(_Strict):
     system_prompt: Optional[str] = Field(default=None, description="Prepended to every request: a prompted baseline is a model plus this.")
     adapter: Optional[str] = Field(default=None, description="LoRA adapter on top of 'model': a folder with the PEFT files (vLLM "
                                    "serves it with --lora-modules) and one .gguf (llama.cpp loads it with --lora_path), or the .gguf "
-                                   "itself; relative to mergegate.yaml. For vLLM, a hub id.")
+                                   "itself; relative to mergegate.yaml. For vLLM, also a Hugging Face Hub id with adapter_revision.")
+    adapter_revision: Optional[str] = Field(default=None, description="The commit of a Hub adapter (engine vllm): it is downloaded at "
+                                            "that revision before the server starts, and its files key the cache.")
     base_url: Optional[str] = Field(default=None, description="OpenAI-compatible base URL ending in /v1 (engine: external).")
     api_key_env: Optional[str] = Field(default=None, description="Environment variable holding the API key (engine: external).")
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, seed=0, max_tokens=256))

@@ -79,7 +79,23 @@ def resolve_adapter(spec: ModelSpec, root: Path) -> Optional[str]:
         if not (local / "adapter_config.json").is_file():
             raise ConfigError(f"adapter {spec.adapter!r}: {local} has no adapter_config.json (vLLM serves PEFT LoRA adapters)")
         return str(local.resolve())
-    return spec.adapter
+    if not spec.adapter_revision:  # a typo'd folder must not turn into an unpinned download (and a cache keyed on a name)
+        raise ConfigError(f"adapter {spec.adapter!r}: no folder {local}; for a Hugging Face Hub adapter, pin adapter_revision "
+                          "(a commit sha)")
+    return _hub_adapter(spec.adapter, spec.adapter_revision)
+
+
+def _hub_adapter(repo_id: str, revision: str) -> str:
+    """Return the local folder of Hub adapter ``repo_id`` at ``revision`` (downloaded into HF_HOME once)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ConfigError(f"adapter {repo_id!r}: a Hub adapter needs huggingface_hub (pip install huggingface_hub)") from None
+    try:
+        return snapshot_download(repo_id, revision=revision)
+    except Exception as exc:  # offline, unknown repo or revision, gated without HF_TOKEN: one line, not a traceback
+        raise ConfigError(f"adapter {repo_id!r} at {revision}: cannot download it ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); set HF_TOKEN for a gated repo") from None
 
 
 def served_model(spec: ModelSpec, role: str) -> str:
@@ -177,15 +193,16 @@ def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str]
     a cache we cannot key correctly would serve stale answers. A local adapter is keyed by
     the digest of its files, so a retrained adapter at the same path is a new model.
     """
-    adapter = adapter or spec.adapter
     revision = revision_of(spec, model_path)
     if revision is None:
         return None
     ident: dict[str, Any] = {"engine": spec.engine, "engine_version": engine_version(spec.engine),
-                             "model": spec.model if spec.engine == "external" else Path(model_path).name,
-                             "revision": revision, "adapter": spec.adapter}
+                             "model": spec.model if spec.engine == "external" else Path(model_path).name, "revision": revision}
     if adapter and Path(adapter).exists():
+        # the files' bytes, not where they lie: moving the folder keeps the cache, retraining in place does not
         ident["adapter_sha256"] = _dir_digest(Path(adapter))
+    elif spec.adapter:
+        ident["adapter"] = spec.adapter
     if spec.engine == "vllm":
         ident["flags"] = (spec.vllm or VllmOptions()).model_dump(exclude={"devices"})  # where it runs does not change answers
     if spec.engine == "llama-cpp":

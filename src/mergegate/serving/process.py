@@ -86,6 +86,7 @@ class ManagedServer:
         """Stop the process group: SIGTERM, then SIGKILL after ``grace_s``. Safe to call twice."""
         if self.proc is None:
             return
+        deadline = time.monotonic() + grace_s
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
             try:
@@ -93,8 +94,11 @@ class ManagedServer:
             except subprocess.TimeoutExpired:
                 _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        else:
-            _signal_group(self.proc.pid, signal.SIGKILL)  # children it may have left behind
+        # The leader's exit is not the end: vLLM's engine runs in child processes, and the GPU's memory is free only
+        # when they are gone. Wait for the whole group (they got the SIGTERM too), then kill what is left.
+        if not _group_gone(self.proc.pid, deadline):
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            _group_gone(self.proc.pid, time.monotonic() + 5)
         self.log_path.with_suffix(".pid").unlink(missing_ok=True)
 
     def __enter__(self) -> ManagedServer:
@@ -146,6 +150,25 @@ def stop_leftovers(log_dir: Path, grace_s: float = 10.0) -> list[int]:
             stopped.append(pid)
         pidfile.unlink(missing_ok=True)
     return stopped
+
+
+def _group_gone(pgid: int, deadline: float) -> bool:
+    """Return True once no live process is left in group ``pgid`` (zombies waiting for init count as gone), polling until ``deadline``."""
+    while True:
+        alive = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[2] == str(pgid) and fields[0] != "Z":  # field 5: the process group; field 3: the state
+                alive = True
+                break
+        if not alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _signal_group(pid: int, sig: int) -> None:

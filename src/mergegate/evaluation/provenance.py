@@ -60,7 +60,7 @@ def model_meta(loaded: LoadedConfig, endpoints: dict[str, Endpoint]) -> dict[str
     for role, ep in endpoints.items():
         spec = roles[role]
         ident = ep.identity or {}
-        out[role] = ModelMeta(engine=spec.engine, engine_version=ident.get("engine_version", "unknown"), model=spec.model,
+        out[role] = ModelMeta(engine=spec.engine, engine_version=ident.get("engine_version") or ep.version or "unknown", model=spec.model,
                               revision=ident.get("revision", spec.revision), served_name=ep.model, system_prompt=spec.system_prompt,
                               adapter=spec.adapter, sampling=spec.sampling.model_dump(exclude_none=True), base_url=spec.base_url)
     return out

@@ -122,7 +122,9 @@ def build_command(spec: ModelSpec, role: str, model_path: str, port: int, adapte
         seed = spec.sampling.seed if spec.sampling.seed is not None else 0
         # With a LoRA adapter, requests name the adapter; the base model gets its own name.
         base_name = f"{name}-base" if adapter else name
-        cmd = ["vllm", "serve", model_path, "--served-model-name", base_name, "--host", "127.0.0.1", "--port", str(port),
+        # a vLLM in an environment of its own (its torch pin apart from ours) starts through its API server module
+        launch = [opts.python, "-m", "vllm.entrypoints.openai.api_server", "--model"] if opts.python else ["vllm", "serve"]
+        cmd = [*launch, model_path, "--served-model-name", base_name, "--host", "127.0.0.1", "--port", str(port),
                "--seed", str(seed), "--generation-config", "vllm", "--max-model-len", str(opts.max_model_len),
                "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--dtype", opts.dtype,
                "--tensor-parallel-size", str(opts.tensor_parallel_size), "--data-parallel-size", str(opts.data_parallel_size)]
@@ -186,17 +188,19 @@ def revision_of(spec: ModelSpec, model_path: str) -> Optional[str]:
     return None
 
 
-def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str] = None) -> Optional[dict[str, Any]]:
+def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str] = None,
+             version: Optional[str] = None) -> Optional[dict[str, Any]]:
     """Return everything about the served model that decides its outputs, or None if unknowable.
 
     None (no revision for an external endpoint or a hub id) disables caching for that model:
     a cache we cannot key correctly would serve stale answers. A local adapter is keyed by
     the digest of its files, so a retrained adapter at the same path is a new model.
+    ``version``: the engine's, as its server reports it (a vLLM in an environment of its own).
     """
     revision = revision_of(spec, model_path)
     if revision is None:
         return None
-    ident: dict[str, Any] = {"engine": spec.engine, "engine_version": engine_version(spec.engine),
+    ident: dict[str, Any] = {"engine": spec.engine, "engine_version": version or engine_version(spec.engine),
                              "model": spec.model if spec.engine == "external" else Path(model_path).name, "revision": revision}
     if adapter and Path(adapter).exists():
         # the files' bytes, not where they lie: moving the folder keeps the cache, retraining in place does not
@@ -204,7 +208,8 @@ def identity(spec: ModelSpec, role: str, model_path: str, adapter: Optional[str]
     elif spec.adapter:
         ident["adapter"] = spec.adapter
     if spec.engine == "vllm":
-        ident["flags"] = (spec.vllm or VllmOptions()).model_dump(exclude={"devices"})  # where it runs does not change answers
+        # where it runs (GPUs, which environment's launcher) does not change answers; the engine version is keyed above
+        ident["flags"] = (spec.vllm or VllmOptions()).model_dump(exclude={"devices", "python"})
     if spec.engine == "llama-cpp":
         ident["flags"] = (spec.llama_cpp or LlamaCppOptions()).model_dump(exclude={"n_threads"})
         ident["prefix_reuse"] = False  # mergegate's launcher evaluates every request from an empty context

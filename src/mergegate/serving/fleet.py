@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class Endpoint:
     system_prompt: Optional[str]
     extra_body: dict[str, Any]
     server: Optional[ManagedServer] = None
+    version: Optional[str] = None  # the engine's version as its server reports it (known even when the model is not cacheable)
 
     def raise_if_dead(self) -> None:
         """Raise ServerError (with log tail) if this endpoint's managed server has exited."""
@@ -90,8 +92,9 @@ class ServerFleet:
         server = self._server(server_key(spec, role, path, adapter), role.replace(":", "-"),
                               lambda port: build_command(spec, role, path, port, adapter), ready_path(spec.engine), server_env(spec))
         ready_port = urllib.parse.urlparse(server.ready_url).port
+        version = _served_version(f"http://127.0.0.1:{ready_port}") if spec.engine == "vllm" else None
         return Endpoint(role, f"http://127.0.0.1:{ready_port}/v1", served_model(spec, role), spec.engine, "EMPTY",
-                        identity(spec, role, path, adapter), spec.system_prompt, request_extras(spec), server)
+                        identity(spec, role, path, adapter, version), spec.system_prompt, request_extras(spec), server, version)
 
     def scoring_server(self, role: str, gguf_path: str, alias: str, adapter: Optional[str] = None) -> ManagedServer:
         """Return mergegate's log-probability server for ``gguf_path`` (and its GGUF LoRA ``adapter``), started once.
@@ -124,3 +127,12 @@ class ServerFleet:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _served_version(root: str) -> Optional[str]:
+    """Return the version a vLLM server reports (``GET /version``): it may run in an environment other than ours."""
+    try:
+        with urllib.request.urlopen(root + "/version", timeout=10) as resp:
+            return str(json.loads(resp.read())["version"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -184,3 +184,21 @@ def test_moving_an_adapter_folder_keeps_its_cache_identity(tmp_path):
     shutil.copytree(ADAPTERS / "good", tmp_path / "moved")
     here, there = identity(spec, "candidate", "m", str(tmp_path / "a")), identity(spec, "candidate", "m", str(tmp_path / "moved"))
     assert here == there and "adapter" not in here and len(here["adapter_sha256"]) == 64
+
+
+def test_download_fetches_hub_models_only_and_fails_in_one_line(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    from mergegate.config import load_config
+    from mergegate.errors import ConfigError
+    from mergegate.serving.engines import download_models
+
+    cpu = load_config(REPO / "mergegate.yaml", REPO).config
+    assert download_models(dict(cpu.serving_roles()), REPO) == {}  # llama.cpp's GGUF comes from PyPI: nothing to fetch
+    (tmp_path / "ckpt").mkdir()
+    local = ModelSpec.model_validate({"engine": "vllm", "model": str(tmp_path / "ckpt"), "adapter": str(ADAPTERS / "good")})
+    assert download_models({"candidate": local}, REPO) == {"candidate adapter": str(ADAPTERS / "good")}
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # this machine has no Hub: the error path
+    gpu = load_config(REPO / "mergegate.gpu.yaml", REPO).config
+    with pytest.raises(ConfigError, match=r"^model 'HuggingFaceTB/SmolLM2-135M-Instruct': cannot download it \("):
+        download_models(dict(gpu.serving_roles()), REPO)

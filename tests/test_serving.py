@@ -1,5 +1,6 @@
 """Server lifecycle and engine command lines."""
 
+import json
 import os
 import sys
 import time
@@ -239,3 +240,34 @@ def test_lm_eval_tokenizes_a_vllm_model_with_its_own_tokenizer_and_context(tmp_p
     assert (args["baseline"]["tokenizer"], args["baseline"]["revision"], args["baseline"]["max_length"]) == ("org/base", "0123abc", 4096)
     assert args["baseline"]["tokenizer_backend"] == "huggingface" and args["baseline"]["model"] == "b"
     assert fleet.servers == []  # nothing was started for a vLLM model's benchmarks
+
+
+def test_a_base_model_without_chat_template_gets_generation_benchmarks_through_completions(tmp_path):
+    # vLLM refuses chat requests to a model without a chat template (a base model, e.g. a benchmarks reference)
+    from mergegate.benchmarks.lmeval import _command
+    from mergegate.config import BenchmarkOptions, load_config
+    from mergegate.evaluation.benchmarks import benchmark_target, has_chat_template
+    from mergegate.serving import Endpoint, ServerFleet
+
+    for name, config in (("instruct", {"chat_template": "{{ messages }}"}), ("base", {"model_max_length": 2048})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "tokenizer_config.json").write_text(json.dumps(config))
+    assert has_chat_template(str(tmp_path / "instruct")) and not has_chat_template(str(tmp_path / "base"))
+    assert has_chat_template("org/not-downloaded")  # unknown: as for any instruct model
+    (tmp_path / "mergegate.yaml").write_text(
+        "format: 1\nmodels:\n"
+        "  candidate: {engine: vllm, model: instruct, served_name: c, vllm: {gpu_memory_utilization: 0.3}}\n"
+        "  baseline: {engine: vllm, model: base, served_name: b, vllm: {gpu_memory_utilization: 0.3}}\n")
+    loaded = load_config(root=tmp_path)
+    fleet = ServerFleet(loaded, tmp_path / "logs")
+    cmds = {}
+    for role in ("candidate", "baseline"):
+        ep = Endpoint(role, "http://127.0.0.1:8000/v1", role[0], "vllm", "EMPTY", None, None, {})
+        target = benchmark_target(loaded, fleet, role, loaded.config.models[role], ep)
+        cmds[role] = _command(target, "generation", ["gsm8k"], BenchmarkOptions(tasks=["gsm8k"]), tmp_path, tmp_path / "o", "c")
+    chat = cmds["candidate"]
+    assert chat[chat.index("--model") + 1] == "local-chat-completions" and "--apply_chat_template" in chat
+    base = cmds["baseline"]
+    assert base[base.index("--model") + 1] == "local-completions" and "--apply_chat_template" not in base
+    assert f"tokenizer={(tmp_path / 'base').resolve()}" in base[base.index("--model_args") + 1]
+    assert "base_url=http://127.0.0.1:8000/v1/completions" in base[base.index("--model_args") + 1]

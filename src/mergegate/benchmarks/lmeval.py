@@ -63,6 +63,7 @@ class Target:
     hf_revision: Optional[str] = None  # the model's pinned revision (hub ids)
     trust_remote_code: bool = False
     max_length: int = 2000  # the served context: vLLM's max_model_len; the scoring server's n_ctx leaves 2000
+    chat: bool = True  # False: a base model without a chat template (vLLM refuses chat requests): generation uses completions
 
 
 @dataclass
@@ -117,6 +118,12 @@ def _command(target: Target, kind: str, tasks: list[str], opts: BenchmarkOptions
             args += f",tokenizer={target.hf_tokenizer}" + (f",revision={target.hf_revision}" if target.hf_revision else "")
             args += ",trust_remote_code=True" if target.trust_remote_code else ""
         cmd = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args]
+    elif not target.chat:  # a base model: the task's own prompt as plain text, tokenized with the model's tokenizer
+        args = (f"model={target.model},base_url={target.completions_url},tokenizer_backend=huggingface,"
+                f"tokenizer={target.hf_tokenizer},tokenized_requests=False,num_concurrent={target.concurrency},max_retries=3,"
+                f"max_length={target.max_length}" + (f",revision={target.hf_revision}" if target.hf_revision else ""))
+        cmd = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args]
+        cmd += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in {"temperature": 0, **target.gen_kwargs}.items())]
     else:
         args = (f"model={target.model},base_url={target.chat_url},tokenizer_backend=none,"
                 f"tokenized_requests=False,num_concurrent={target.concurrency},max_retries=3")

@@ -1,5 +1,5 @@
-"""The ``mergegate`` command: init, import, run, merge, view, compare, comment, history, human, contamination, split, serve, stop,
-validate, schema.
+"""The ``mergegate`` command: init, import, run, merge, view, compare, comment, history, human, contamination, split, download,
+serve, stop, validate, schema.
 
 User mistakes end with one line on stderr and exit code 2, never a traceback.
 """
@@ -15,7 +15,7 @@ from typing import Optional
 
 from ..errors import MergegateError
 from .data import cmd_contamination, cmd_import, cmd_init, cmd_schema, cmd_split, schemas
-from .evaluate import cmd_merge, cmd_run, cmd_serve, cmd_stop, cmd_validate
+from .evaluate import cmd_download, cmd_merge, cmd_run, cmd_serve, cmd_stop, cmd_validate
 from .results import cmd_comment, cmd_history, cmd_human
 from .view import add_view_commands
 
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(stop)
     stop.add_argument("--output", default=None)
     stop.set_defaults(fn=cmd_stop)
+
+    download = sub.add_parser("download", help="download the Hub models and adapters vLLM will serve (before any server starts)")
+    common(download)
+    download.set_defaults(fn=cmd_download)
 
     serve = sub.add_parser("serve", help="start the configured model servers until Ctrl-C")
     common(serve)

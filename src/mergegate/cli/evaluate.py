@@ -134,6 +134,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download the Hub models and adapters the config serves with vLLM (a workflow step before any server starts)."""
+    from ..config import load_config
+    from ..serving.engines import download_models
+
+    loaded = load_config(args.config, args.root)
+    specs = dict(loaded.config.serving_roles())
+    if loaded.config.benchmarks is not None:
+        specs.update({f"ref:{k}": v for k, v in loaded.config.benchmarks.references.items()})
+    for what, path in download_models(specs, loaded.root).items():
+        print(f"{what}: {path}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the configured servers and keep them up until Ctrl-C."""
     from ..config import load_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from ..serving import Endpoint, ServerFleet
 if TYPE_CHECKING:
     from ..benchmarks import Target
 
-__all__ = ["run_benchmark_phase", "benchmark_target"]
+__all__ = ["run_benchmark_phase", "benchmark_target", "has_chat_template"]
 
 
 def run_benchmark_phase(loaded: LoadedConfig, fleet: ServerFleet, output_dir: Path,
@@ -65,6 +66,33 @@ def benchmark_target(loaded: LoadedConfig, fleet: ServerFleet, role: str, spec: 
                   scoring_concurrency=cfg.generation.concurrency if spec.engine == "vllm" else 1)
     if spec.engine == "vllm":  # lm-eval tokenizes loglikelihood requests itself: the served model's own tokenizer
         v = spec.vllm or VllmOptions()
-        made = dataclasses.replace(made, hf_tokenizer=resolve_model_path(spec.model, loaded.root), hf_revision=spec.revision,
-                                   trust_remote_code=v.trust_remote_code, max_length=v.max_model_len)
+        path = resolve_model_path(spec.model, loaded.root)
+        made = dataclasses.replace(made, hf_tokenizer=path, hf_revision=spec.revision, trust_remote_code=v.trust_remote_code,
+                                   max_length=v.max_model_len, chat=has_chat_template(path, spec.revision))
     return made
+
+
+def has_chat_template(model: str, revision: str | None = None) -> bool:
+    """Return False when the checkpoint (a folder, or a Hub id in the local cache) has no chat template: a base model.
+
+    vLLM refuses chat requests to such a model, so its generation benchmarks go through completions.
+    Unknown (a Hub id not downloaded yet): True, as for any instruct model.
+    """
+    folder = Path(model)
+    if folder.is_dir():
+        config = folder / "tokenizer_config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return True
+        found = try_to_load_from_cache(model, "tokenizer_config.json", revision=revision)
+        if not isinstance(found, str):
+            return True
+        config, folder = Path(found), Path(found).parent
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads(config.read_text()).get("chat_template"))
+    except (OSError, ValueError):
+        return True

@@ -20,8 +20,8 @@ from typing import Any, Optional
 from ..config.models import LlamaCppOptions, ModelSpec, VllmOptions
 from ..errors import ConfigError
 
-__all__ = ["resolve_model_path", "resolve_adapter", "build_command", "server_env", "ready_path", "engine_version", "identity",
-           "request_extras", "server_key"]
+__all__ = ["resolve_model_path", "resolve_adapter", "download_models", "build_command", "server_env", "ready_path", "engine_version",
+           "identity", "request_extras", "server_key"]
 
 
 def resolve_model_path(model: str, root: Path) -> str:
@@ -85,17 +85,40 @@ def resolve_adapter(spec: ModelSpec, root: Path) -> Optional[str]:
     return _hub_adapter(spec.adapter, spec.adapter_revision)
 
 
-def _hub_adapter(repo_id: str, revision: str) -> str:
-    """Return the local folder of Hub adapter ``repo_id`` at ``revision`` (downloaded into HF_HOME once)."""
+def download_models(specs: dict[str, ModelSpec], root: Path) -> dict[str, str]:
+    """Download every vLLM model and adapter that is a Hub id, at its revision; return role -> local folder.
+
+    A workflow runs this in a step of its own before any server starts: a download of
+    gigabytes must not eat the servers' start timeout. Files land in HF_HOME (the runner's
+    disk keeps them between jobs); HF_TOKEN reaches gated models.
+    """
+    fetched: dict[str, str] = {}
+    for role, spec in specs.items():
+        if spec.engine != "vllm":
+            continue
+        if resolve_model_path(spec.model, root) == spec.model and not Path(spec.model).exists():  # not a local path: a Hub id
+            fetched[role] = _hub_snapshot(spec.model, spec.revision, "model")
+        if spec.adapter:
+            fetched[f"{role} adapter"] = resolve_adapter(spec, root) or ""
+    return fetched
+
+
+def _hub_snapshot(repo_id: str, revision: Optional[str], what: str) -> str:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise ConfigError(f"adapter {repo_id!r}: a Hub adapter needs huggingface_hub (pip install huggingface_hub)") from None
+        raise ConfigError(f"{what} {repo_id!r}: downloading from the Hub needs huggingface_hub (pip install huggingface_hub)") from None
     try:
         return snapshot_download(repo_id, revision=revision)
     except Exception as exc:  # offline, unknown repo or revision, gated without HF_TOKEN: one line, not a traceback
-        raise ConfigError(f"adapter {repo_id!r} at {revision}: cannot download it ({type(exc).__name__}: "
+        at = f" at {revision}" if revision else ""
+        raise ConfigError(f"{what} {repo_id!r}{at}: cannot download it ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); set HF_TOKEN for a gated repo") from None
+
+
+def _hub_adapter(repo_id: str, revision: str) -> str:
+    """Return the local folder of Hub adapter ``repo_id`` at ``revision`` (downloaded into HF_HOME once)."""
+    return _hub_snapshot(repo_id, revision, "adapter")
 
 
 def served_model(spec: ModelSpec, role: str) -> str:

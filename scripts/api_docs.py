@@ -10,6 +10,8 @@ import inspect
 import sys
 from pathlib import Path
 
+from _docgen import write_or_check
+
 import mergegate
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "api.md"
@@ -79,16 +81,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python scripts/api_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, render(), "api_docs.py", argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from _docgen import write_or_check
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -114,16 +115,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python scripts/check_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, render(), "check_docs.py", argv)
 
 
 if __name__ == "__main__":

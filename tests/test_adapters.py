@@ -202,3 +202,16 @@ def test_download_fetches_hub_models_only_and_fails_in_one_line(monkeypatch, tmp
     gpu = load_config(REPO / "mergegate.gpu.yaml", REPO).config
     with pytest.raises(ConfigError, match=r"^model 'HuggingFaceTB/SmolLM2-135M-Instruct': cannot download it \("):
         download_models(dict(gpu.serving_roles()), REPO)
+
+
+def test_a_local_checkpoint_folder_is_keyed_by_its_files(tmp_path):
+    # vLLM serves Hugging Face folders: one without a revision is still cached, by its bytes, and a retrained one is another model
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"weights v1")
+    spec = ModelSpec.model_validate({"engine": "vllm", "model": str(ckpt)})
+    first = identity(spec, "candidate", str(ckpt))
+    assert first is not None and first["revision"].startswith("sha256:")
+    (ckpt / "model.safetensors").write_bytes(b"weights, retrained")
+    assert identity(spec, "candidate", str(ckpt))["revision"] != first["revision"]

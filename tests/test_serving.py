@@ -87,16 +87,21 @@ def test_server_that_exits_fails_fast_with_log_tail(tmp_path):
     assert "exit code 3" in str(err.value) and "CUDA out of memory" in err.value.log_tail
 
 
-def test_stop_kills_the_whole_process_group(tmp_path):
+def _server_with_child(tmp_path, child_code: str) -> tuple[ManagedServer, int]:
+    """Start a server process that starts a child running ``child_code`` (as vLLM's API server starts its engine core)."""
     port = free_port()
     child = tmp_path / "child.pid"
     script = (f"import http.server, subprocess, sys\n"
-              f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {child_code!r}])\n"
               f"open({str(child)!r}, 'w').write(str(p.pid))\n"
               f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
     server = ManagedServer("tree", [sys.executable, "-c", script], f"http://127.0.0.1:{port}/", tmp_path / "tree.log")
     server.start(timeout_s=60)
-    grandchild = int(child.read_text())
+    return server, int(child.read_text())
+
+
+def test_stop_kills_the_whole_process_group(tmp_path):
+    server, grandchild = _server_with_child(tmp_path, "import time; time.sleep(300)")
     server.stop(grace_s=5)
     assert not server.alive()
     assert _gone(grandchild), "the server's child process survived stop()"
@@ -106,16 +111,8 @@ def test_stop_returns_only_when_the_engine_s_children_have_exited(tmp_path):
     # vLLM's engine core is a child process that frees the GPU some time after the API server exits: stop() must wait
     from mergegate.serving.process import _start_ticks
 
-    port = free_port()
-    child = tmp_path / "child.pid"
     slow = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0))); time.sleep(300)"
-    script = (f"import http.server, subprocess, sys\n"
-              f"p = subprocess.Popen([sys.executable, '-c', {slow!r}])\n"
-              f"open({str(child)!r}, 'w').write(str(p.pid))\n"
-              f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
-    server = ManagedServer("engine", [sys.executable, "-c", script], f"http://127.0.0.1:{port}/", tmp_path / "engine.log")
-    server.start(timeout_s=60)
-    pid = int(child.read_text())
+    server, pid = _server_with_child(tmp_path, slow)
     ticks = _start_ticks(pid)
     server.stop(grace_s=10)
     stat = Path(f"/proc/{pid}/stat")

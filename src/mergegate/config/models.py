@@ -96,7 +96,7 @@ class ModelSpec(_Strict):
     )
     revision: Optional[str] = Field(
         default=None,
-        description="Checkpoint revision (commit, tag, hash). Local files are hashed automatically; "
+        description="Checkpoint revision (commit, tag, hash). Local files and checkpoint folders are hashed automatically; "
                     "an external endpoint without one is never cached.",
     )
     served_name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]+$",

@@ -201,13 +201,19 @@ def _file_sha256(path: str, size: int, mtime: float) -> str:
 
 
 def revision_of(spec: ModelSpec, model_path: str) -> Optional[str]:
-    """Return the revision: the configured one, else the sha256 of a local model file, else None."""
+    """Return the revision: the configured one, else the sha256 of a local model file or checkpoint folder, else None.
+
+    A folder (a Hugging Face checkpoint that vLLM serves, e.g. a fine-tune's output on the runner) is keyed by its
+    files' bytes, like an adapter: a retrained checkpoint at the same path is another model.
+    """
     if spec.revision:
         return spec.revision
     p = Path(model_path)
     if p.is_file():
         st = p.stat()
         return "sha256:" + _file_sha256(str(p), st.st_size, st.st_mtime)
+    if p.is_dir():
+        return "sha256:" + _dir_digest(p)
     return None
 
 
